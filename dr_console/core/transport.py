@@ -1,45 +1,74 @@
 """How commands reach a Barman node: a local subprocess or a pooled asyncssh connection.
 
-(Implementation in progress; this is the interface the rest of the core codes against.)
+Import everything transport-related from here. The interface lives in transport_base, the two
+implementations in transport_local and transport_ssh; this module adds the factory and the pool.
 """
 
 from __future__ import annotations
 
-import abc
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+import asyncio
+from types import TracebackType
+
+from dr_console.config import NodeConfig
+from dr_console.core.transport_base import (
+    CommandResult,
+    CommandTimeout,
+    LineStream,
+    Transport,
+    TransportError,
+)
+from dr_console.core.transport_local import LocalTransport
+from dr_console.core.transport_ssh import SshTransport
+
+__all__ = [
+    "CommandResult",
+    "CommandTimeout",
+    "LineStream",
+    "LocalTransport",
+    "SshTransport",
+    "Transport",
+    "TransportError",
+    "TransportPool",
+    "open_transport",
+]
 
 
-class TransportError(Exception):
-    """The command could not be run at all (unreachable host, auth failure, host key...)."""
+def open_transport(node: NodeConfig, *, connect_timeout: float) -> Transport:
+    """The transport for one node: ssh when the node has an ssh spec, else this host.
+
+    Nothing connects yet; an ssh transport connects on its first command.
+    """
+    if node.ssh is None:
+        return LocalTransport(name=node.name)
+    return SshTransport(node.name, node.ssh, connect_timeout=connect_timeout)
 
 
-class CommandTimeout(TransportError):
-    """The command ran longer than its timeout and was stopped."""
+class TransportPool:
+    """One transport per node, created on first use and closed together."""
 
+    def __init__(self, *, connect_timeout: float) -> None:
+        self.connect_timeout = connect_timeout
+        self._transports: dict[str, Transport] = {}
 
-@dataclass(frozen=True)
-class CommandResult:
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-    elapsed: float
+    def get(self, node: NodeConfig) -> Transport:
+        transport = self._transports.get(node.name)
+        if transport is None:
+            transport = open_transport(node, connect_timeout=self.connect_timeout)
+            self._transports[node.name] = transport
+        return transport
 
+    async def close_all(self) -> None:
+        transports = list(self._transports.values())
+        self._transports.clear()
+        await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
 
-class Transport(abc.ABC):
-    """Runs argv lists on one host. Never takes a shell string."""
+    async def __aenter__(self) -> TransportPool:
+        return self
 
-    name: str
-
-    @abc.abstractmethod
-    async def run(
-        self, argv: Sequence[str], timeout: float, stdin: str | None = None
-    ) -> CommandResult: ...
-
-    @abc.abstractmethod
-    def stream(self, argv: Sequence[str], timeout: float | None = None) -> AsyncIterator[str]:
-        """Yield output lines (stdout and stderr merged) as they come; cancellable."""
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close_all()

@@ -1,0 +1,108 @@
+"""The transport interface the rest of the core codes against (import it from core.transport)."""
+
+from __future__ import annotations
+
+import abc
+import shlex
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+
+class TransportError(Exception):
+    """The command could not be run at all (unreachable host, auth failure, host key...)."""
+
+
+class CommandTimeout(TransportError):
+    """The command ran longer than its timeout and was stopped."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    elapsed: float
+
+
+class LineStream(AsyncIterator[str]):
+    """Output lines of one command, stdout and stderr merged, without their line endings.
+
+    The command starts when iteration starts. `returncode` is set once it has ended. Leaving the
+    loop early does not stop it by itself: use `async with transport.stream(argv) as lines:` (or
+    call `aclose()`), which kills the command. Cancelling the consuming task kills it too.
+    """
+
+    def __init__(
+        self,
+        argv: tuple[str, ...],
+        produce: Callable[[LineStream], AsyncGenerator[str, None]],
+    ) -> None:
+        self.argv = argv
+        self.returncode: int | None = None
+        self._lines = produce(self)
+
+    def __aiter__(self) -> LineStream:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._lines.__anext__()
+
+    async def aclose(self) -> None:
+        await self._lines.aclose()
+
+    async def __aenter__(self) -> LineStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def check_argv(argv: Sequence[str]) -> tuple[str, ...]:
+    """Reject what can never be a valid argv (a programming error, not a user error)."""
+    if isinstance(argv, str):
+        raise TypeError("argv must be a list of arguments, not a shell string")
+    args = tuple(argv)
+    if not args or not args[0]:
+        raise ValueError("argv must name a program")
+    for arg in args:
+        if not isinstance(arg, str):
+            raise TypeError(f"argv items must be str, got {type(arg).__name__}: {arg!r}")
+        if "\0" in arg:
+            raise ValueError(f"argv item contains a NUL byte: {arg!r}")
+    return args
+
+
+def describe(argv: Sequence[str], limit: int = 120) -> str:
+    """The command as a human reads it in a message, shortened when long."""
+    text = shlex.join(argv)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def timeout_message(argv: Sequence[str], timeout: float, where: str = "") -> str:
+    place = f" on {where}" if where else ""
+    return f"`{describe(argv)}`{place} did not finish within {timeout:g} s and was stopped"
+
+
+class Transport(abc.ABC):
+    """Runs argv lists on one host. Never takes a shell string."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def run(
+        self, argv: Sequence[str], timeout: float, stdin: str | None = None
+    ) -> CommandResult: ...
+
+    @abc.abstractmethod
+    def stream(self, argv: Sequence[str], timeout: float | None = None) -> LineStream:
+        """Yield output lines (stdout and stderr merged) as they come; cancellable."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
