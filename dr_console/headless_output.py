@@ -51,10 +51,14 @@ def check_json(
     }
 
 
+def _number(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3f}".rstrip("0")
+
+
 def _perf_value(value: float, uom: str) -> str:
-    if uom == "s" or uom == "B" or uom == "":
+    if uom in ("s", "B", ""):
         return f"{value:.0f}{uom}"
-    return f"{value:g}{uom}"
+    return f"{_number(value)}{uom}"
 
 
 def check_nagios(results: list[CheckResult], overall: Health) -> str:
@@ -77,7 +81,7 @@ def check_nagios(results: list[CheckResult], overall: Health) -> str:
     for r in results:
         for label, value, uom, warn, crit in r.perfdata:
             name = f"{r.node}.{r.server}.{label}" if r.server else f"{r.node}.{label}"
-            thresholds = ";".join("" if t is None else f"{t:g}" for t in (warn, crit))
+            thresholds = ";".join("" if t is None else _number(t) for t in (warn, crit))
             perf.append(f"{name}={_perf_value(value, uom)};{thresholds}")
     line = f"DRCONSOLE {overall.label} - {summary}"
     if perf:

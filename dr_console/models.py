@@ -205,6 +205,7 @@ class PostgresFacts:
     replication: tuple[ReplicationClient, ...]
     slots: tuple[ReplicationSlot, ...]
     taken_at: datetime
+    server_version_num: int | None = None  # e.g. 150018; server_version is the display string
 
 
 # --- Snapshots: what the panes and checks read ---------------------------------------------------
@@ -273,6 +274,7 @@ class GeoReplica:
     primary_node: str | None
     error: str | None = None
     missing_backups: tuple[str, ...] = ()  # DONE on the primary, absent on the passive node
+    oldest_missing_end: datetime | None = None  # end time (on the primary) of the oldest missing
     syncing_backups: tuple[str, ...] = ()
     extra_backups: tuple[str, ...] = ()  # on the passive node only (e.g. deleted on primary)
     primary_last_wal: str | None = None
@@ -350,3 +352,48 @@ class FleetSnapshot:
 
     def servers(self) -> list[ServerSnapshot]:
         return [s for n in self.nodes.values() for s in n.servers.values()]
+
+
+# --- Jobs: operations running detached on a Barman node ----------------------------------------
+
+
+class JobState(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # exit status 0
+    FAILED = "failed"  # non-zero exit status
+    CANCELLED = "cancelled"  # cancel was asked; exit status as recorded
+    LOST = "lost"  # no exit status and the process is gone (SIGKILL, node reboot)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One detached job as found on its node (<job_dir>/<job_id>/ holds argv, pid, output.log…)."""
+
+    job_id: str
+    node: str
+    server: str | None
+    operation: str  # backup, switch-wal, recover, cron, keep, delete…
+    argv: tuple[str, ...]
+    job_path: str  # absolute directory of this job on the node
+    pid: int | None
+    state: JobState
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_status: int | None = None
+    user: str | None = None  # who started it (OS user on the console's host)
+    ssh_client: str | None = None  # $SSH_CLIENT of that console, if any
+    phase: str | None = None  # from the log, when it was tailed (see core/job_progress.py)
+
+    @property
+    def log_path(self) -> str:
+        return f"{self.job_path}/output.log"
+
+    @property
+    def running(self) -> bool:
+        return self.state is JobState.RUNNING
+
+    def elapsed(self, now: datetime) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.ended_at if self.ended_at is not None else now
+        return max(0.0, (end - self.started_at).total_seconds())

@@ -242,11 +242,15 @@ def _geo(server: ServerSnapshot, limits: Thresholds, now: datetime, add: _Add) -
         return
     if geo.missing_backups:
         listed = ", ".join(geo.missing_backups[:3]) + ("…" if len(geo.missing_backups) > 3 else "")
-        since = fmt.age_seconds(geo.last_sync, now)
-        status = Health.WARNING
-        if since is None or since >= limits.geo_lag_age_critical:
-            status = Health.CRITICAL
-        add(GEO_BACKUPS, status, f"{len(geo.missing_backups)} backups missing: {listed}")
+        # A new backup reaches the passive node on its next cron runs: it is late only once it
+        # has been missing longer than the geo lag allows.
+        waiting = fmt.age_seconds(geo.oldest_missing_end, now)
+        if waiting is None:
+            status = Health.WARNING
+        else:
+            status = _graded(waiting, limits.geo_lag_age, limits.geo_lag_age_critical)
+        age = f", oldest ended {fmt.duration(waiting)} ago" if waiting is not None else ""
+        add(GEO_BACKUPS, status, f"{len(geo.missing_backups)} backups not copied yet: {listed}{age}")
     elif geo.syncing_backups:
         add(GEO_BACKUPS, Health.OK, f"copying {', '.join(geo.syncing_backups)}")
     else:

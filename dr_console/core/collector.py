@@ -582,6 +582,9 @@ class Collector:
             for b in primary_backups
             if b.is_done and passive_ids.get(b.backup_id) not in ("DONE", "SYNCING")
         )
+        missing_ends = [
+            b.end_time for b in primary_backups if b.backup_id in missing and b.end_time
+        ]
         primary_done = {b.backup_id for b in primary_backups if b.is_done}
         extra = tuple(i for i, s in passive_ids.items() if s == "DONE" and i not in primary_done)
         primary_wal = primary_facts.last_wal if primary_facts is not None else None
@@ -603,6 +606,7 @@ class Collector:
         return replace(
             base,
             missing_backups=missing,
+            oldest_missing_end=min(missing_ends) if missing_ends else None,
             extra_backups=extra,
             primary_last_wal=primary_wal.name if primary_wal is not None else None,
             wal_lag_segments=lag_segments,

@@ -134,7 +134,7 @@ def test_geo_lag_grades_and_missing_backups() -> None:
     passive = _primary(node="geo", role=NodeRole.PASSIVE, geo=geo, wal_stream=None)
     assert _results(passive)["geo_wal_lag"] is Health.WARNING
     far = replace(geo, wal_lag_segments=40, missing_backups=("20261130T171940",),
-                  last_sync=NOW - timedelta(hours=2))
+                  oldest_missing_end=NOW - timedelta(hours=3), last_sync=NOW - timedelta(hours=2))
     results = _results(replace(passive, geo=far))
     assert results["geo_wal_lag"] is Health.CRITICAL
     assert results["geo_backups"] is Health.CRITICAL
@@ -149,3 +149,15 @@ def test_unreachable_node_is_unknown_and_worst_ranks_critical_first() -> None:
     assert checks.worst(results) is Health.UNKNOWN
     mixed = [*results, replace(results[0], status=Health.CRITICAL)]
     assert checks.worst(mixed) is Health.CRITICAL
+
+
+def test_a_just_finished_backup_is_not_late_on_the_passive_node() -> None:
+    geo = GeoReplica(
+        taken_at=NOW, passive_node="geo", primary_node="bserver", wal_lag_segments=0,
+        last_sync=NOW - timedelta(seconds=20), missing_backups=("20261130T175940",),
+        oldest_missing_end=NOW - timedelta(seconds=30),
+    )
+    passive = _primary(node="geo", role=NodeRole.PASSIVE, geo=geo, wal_stream=None)
+    assert _results(passive)["geo_backups"] is Health.OK
+    late = replace(geo, oldest_missing_end=NOW - timedelta(minutes=20))
+    assert _results(replace(passive, geo=late))["geo_backups"] is Health.WARNING
