@@ -55,6 +55,7 @@ lint: venv
 
 recordings: system-deps venv
 	$(SUDO) $(VENV)/bin/python scripts/record_barman.py
+	$(SUDO) $(VENV)/bin/python scripts/record_fleet.py
 
 bench: system-deps venv
 	$(SUDO) $(VENV)/bin/python -m bench

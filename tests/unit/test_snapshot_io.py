@@ -1,0 +1,32 @@
+"""Recorded fleets (scripts/record_fleet.py, from the lab) survive JSON losslessly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dr_console.core.snapshot_io import fleet_from_json, fleet_to_json
+from dr_console.models import FleetSnapshot, NodeRole
+
+RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
+
+
+@pytest.mark.parametrize("name", ["fleet-lab.json", "fleet-lab-degraded.json"])
+def test_recorded_fleet_round_trips(name: str) -> None:
+    text = (RECORDINGS / name).read_text()
+    fleet = fleet_from_json(text)
+    assert isinstance(fleet, FleetSnapshot)
+    assert fleet_to_json(fleet) + "\n" == text
+    assert fleet_from_json(fleet_to_json(fleet)) == fleet
+    passive = fleet.nodes["geobserver"]
+    assert passive.role is NodeRole.PASSIVE
+    assert passive.servers["pgserver"].geo is not None
+
+
+def test_degraded_recording_shows_what_was_broken() -> None:
+    fleet = fleet_from_json((RECORDINGS / "fleet-lab-degraded.json").read_text())
+    primary = fleet.nodes["bserver"].servers["pgserver"]
+    assert primary.wal_stream is not None and primary.wal_stream.receive_wal_running is False
+    geo = fleet.nodes["geobserver"].servers["pgserver"].geo
+    assert geo is not None and (geo.wal_lag_segments or 0) > 0
