@@ -60,7 +60,8 @@ class SshSpec:
     def display(self) -> str:
         user = f"{self.user}@" if self.user else ""
         port = f":{self.port}" if self.port else ""
-        return f"{user}{self.host}{port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{user}{host}{port}"
 
 
 @dataclass(frozen=True)
