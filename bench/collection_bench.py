@@ -67,8 +67,11 @@ async def main(config_path: Path, rounds: int) -> None:
                 cpu, wall = cpu_seconds(), time.perf_counter()
                 await collector.collect(force_slow=(kind == "full"))
                 results[kind].append(
-                    (time.perf_counter() - wall, cpu_seconds() - cpu,
-                     collector.stats.barman_calls - calls)
+                    (
+                        time.perf_counter() - wall,
+                        cpu_seconds() - cpu,
+                        collector.stats.barman_calls - calls,
+                    )
                 )
             cpu, wall = cpu_seconds(), time.perf_counter()
             calls = await naive_cycle(config, servers)
@@ -93,8 +96,10 @@ async def main(config_path: Path, rounds: int) -> None:
     for kind in ("fast", "full"):
         cpu = medians[kind][1]
         ratio = naive_cpu / cpu if cpu > 0 else float("inf")
-        print(f"naive / {kind}: {ratio:.1f}x less CPU, "
-              f"{medians['naive'][0] / medians[kind][0]:.1f}x less wall time")
+        print(
+            f"naive / {kind}: {ratio:.1f}x less CPU, "
+            f"{medians['naive'][0] / medians[kind][0]:.1f}x less wall time"
+        )
 
 
 if __name__ == "__main__":

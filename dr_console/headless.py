@@ -86,9 +86,7 @@ def restrict(config: Config, server: str | None, node: str | None) -> Config:
     return replace(config, nodes=nodes)
 
 
-def _filter_fleet(
-    fleet: FleetSnapshot, server: str | None, node: str | None
-) -> FleetSnapshot:
+def _filter_fleet(fleet: FleetSnapshot, server: str | None, node: str | None) -> FleetSnapshot:
     nodes = {}
     for name, snap in fleet.nodes.items():
         if node is not None and name != node:

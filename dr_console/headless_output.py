@@ -37,17 +37,13 @@ def _check_dict(result: CheckResult) -> dict[str, Any]:
     }
 
 
-def check_json(
-    fleet: FleetSnapshot, results: list[CheckResult], overall: Health
-) -> dict[str, Any]:
+def check_json(fleet: FleetSnapshot, results: list[CheckResult], overall: Health) -> dict[str, Any]:
     return {
         "schema": SCHEMA_VERSION,
         "status": overall.label,
         "generated_at": _iso(fleet.taken_at),
         "checks": [_check_dict(r) for r in results],
-        "summary": {
-            state.label: sum(1 for r in results if r.status is state) for state in Health
-        },
+        "summary": {state.label: sum(1 for r in results if r.status is state) for state in Health},
     }
 
 

@@ -166,10 +166,10 @@ def build_config(
             conninfo = data.get("conninfo")
             if isinstance(conninfo, str) and conninfo.strip():
                 conninfos.setdefault(server, strip_password(conninfo))
-    servers = tuple(
+    extras = tuple(
         ServerConfig(name=name, conninfo=conninfo) for name, conninfo in sorted(conninfos.items())
     )
-    return Config(console=ConsoleConfig(), nodes=tuple(nodes), servers=servers)
+    return Config(console=ConsoleConfig(), nodes=tuple(nodes), servers=extras)
 
 
 def write_config(config: Config, path: Path, force: bool) -> Config:
@@ -194,10 +194,20 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drconsole init", description="Write a drconsole config from live Barman nodes."
     )
-    parser.add_argument("--node", action="append", required=True,
-                        metavar="NAME=[USER@]HOST[:PORT]", help="a Barman node (repeatable)")
-    parser.add_argument("--passive", action="append", default=[], metavar="NAME",
-                        help="mark a node as passive (normally detected)")
+    parser.add_argument(
+        "--node",
+        action="append",
+        required=True,
+        metavar="NAME=[USER@]HOST[:PORT]",
+        help="a Barman node (repeatable)",
+    )
+    parser.add_argument(
+        "--passive",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="mark a node as passive (normally detected)",
+    )
     parser.add_argument("--site", action="append", default=[], metavar="NODE=SITE")
     parser.add_argument("--ssh-key", type=Path, help="private key for every node")
     parser.add_argument("--known-hosts", type=Path, help="known_hosts file for every node")

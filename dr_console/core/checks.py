@@ -163,7 +163,11 @@ def _archiver(server: ServerSnapshot, limits: Thresholds, add: _Add) -> None:
         reason = (queue.pg_error if queue is not None else None) or "no PostgreSQL probe"
         barman_failed = queue.barman_failed_count if queue is not None else None
         if barman_failed:
-            add(ARCHIVER_FAILURES, Health.WARNING, f"Barman reports {barman_failed} archiver failures")
+            add(
+                ARCHIVER_FAILURES,
+                Health.WARNING,
+                f"Barman reports {barman_failed} archiver failures",
+            )
         else:
             add(ARCHIVER_FAILURES, Health.UNKNOWN, f"pg_stat_archiver unavailable: {reason}")
         return
@@ -190,8 +194,15 @@ def _archiver(server: ServerSnapshot, limits: Thresholds, add: _Add) -> None:
             ARCHIVE_QUEUE,
             _graded(pg.ready_count, limits.ready_wal_count, limits.ready_wal_count_critical),
             f"{pg.ready_count} WAL segments waiting to be archived",
-            (("wal_ready", float(pg.ready_count), "", limits.ready_wal_count,
-              limits.ready_wal_count_critical),),
+            (
+                (
+                    "wal_ready",
+                    float(pg.ready_count),
+                    "",
+                    limits.ready_wal_count,
+                    limits.ready_wal_count_critical,
+                ),
+            ),
         )
 
 
@@ -218,7 +229,8 @@ def _streaming(server: ServerSnapshot, limits: Thresholds, add: _Add) -> None:
             add(
                 REPLICATION_SLOT,
                 Health.CRITICAL,
-                f"slot {stream.slot_name} INACTIVE, retaining {fmt.size(stream.slot_retained_bytes)}",
+                f"slot {stream.slot_name} INACTIVE,"
+                f" retaining {fmt.size(stream.slot_retained_bytes)}",
             )
     if stream.lag_bytes is None:
         add(STREAM_LAG, Health.UNKNOWN, stream.error or "no receiver in pg_stat_replication")
@@ -227,8 +239,15 @@ def _streaming(server: ServerSnapshot, limits: Thresholds, add: _Add) -> None:
             STREAM_LAG,
             _graded(stream.lag_bytes, limits.stream_lag_bytes, limits.stream_lag_bytes_critical),
             f"stream lag {fmt.size(stream.lag_bytes)}",
-            (("stream_lag", float(stream.lag_bytes), "B", float(limits.stream_lag_bytes),
-              float(limits.stream_lag_bytes_critical)),),
+            (
+                (
+                    "stream_lag",
+                    float(stream.lag_bytes),
+                    "B",
+                    float(limits.stream_lag_bytes),
+                    float(limits.stream_lag_bytes_critical),
+                ),
+            ),
         )
 
 
@@ -250,7 +269,9 @@ def _geo(server: ServerSnapshot, limits: Thresholds, now: datetime, add: _Add) -
         else:
             status = _graded(waiting, limits.geo_lag_age, limits.geo_lag_age_critical)
         age = f", oldest ended {fmt.duration(waiting)} ago" if waiting is not None else ""
-        add(GEO_BACKUPS, status, f"{len(geo.missing_backups)} backups not copied yet: {listed}{age}")
+        add(
+            GEO_BACKUPS, status, f"{len(geo.missing_backups)} backups not copied yet: {listed}{age}"
+        )
     elif geo.syncing_backups:
         add(GEO_BACKUPS, Health.OK, f"copying {', '.join(geo.syncing_backups)}")
     else:
@@ -260,11 +281,20 @@ def _geo(server: ServerSnapshot, limits: Thresholds, now: datetime, add: _Add) -
     else:
         add(
             GEO_WAL_LAG,
-            _graded(geo.wal_lag_segments, limits.geo_lag_segments, limits.geo_lag_segments_critical),
+            _graded(
+                geo.wal_lag_segments, limits.geo_lag_segments, limits.geo_lag_segments_critical
+            ),
             f"{geo.wal_lag_segments} WAL segments behind ({fmt.size(geo.wal_lag_bytes)},"
             f" {fmt.duration(geo.wal_lag_seconds)})",
-            (("geo_lag", float(geo.wal_lag_segments), "", float(limits.geo_lag_segments),
-              float(limits.geo_lag_segments_critical)),),
+            (
+                (
+                    "geo_lag",
+                    float(geo.wal_lag_segments),
+                    "",
+                    float(limits.geo_lag_segments),
+                    float(limits.geo_lag_segments_critical),
+                ),
+            ),
         )
     since = fmt.age_seconds(geo.last_sync, now)
     if since is None:

@@ -3,8 +3,9 @@
 Cost model (FINDINGS §4: every barman call is a ~0.25 s Python start-up):
 - fast cycle, every call: per node ONE `sh` that reads the files Barman maintains, and the
   kernel's lock table for running Barman tasks (node_facts) — no Barman process at all; per
-  PostgreSQL server one probe on a pooled connection. Nodes are polled concurrently; a slow or dead node only delays itself up to its
-  timeout, and its failure becomes an error inside the snapshot.
+  PostgreSQL server one probe on a pooled connection. Nodes are polled concurrently; a slow
+  or dead node only delays itself up to its timeout, and its failure becomes an error inside
+  the snapshot.
 - slow cycle (every console.slow_refresh_interval, or forced): `status all`, `list-backups all`
   and `check all`; `show-servers all` (layout and settings) when the layout is older than
   LAYOUT_MAX_AGE or unknown.
@@ -208,8 +209,10 @@ class Collector:
         if not state.layouts and state.layout_error:
             self._mark_unreachable(state, state.layout_error)
             return
-        slow_due = force_slow or state.slow_at is None or (
-            monotonic - state.slow_at >= self.config.console.slow_refresh_interval
+        slow_due = (
+            force_slow
+            or state.slow_at is None
+            or (monotonic - state.slow_at >= self.config.console.slow_refresh_interval)
         )
         round_ = await self._fast_round(state)
         if not round_.reachable:
@@ -506,10 +509,7 @@ class Collector:
             and (end is None or facts.partial_mtime > end)
         ):
             end = facts.partial_mtime
-        if oldest is None:
-            end_for_window = None
-        else:
-            end_for_window = end
+        end_for_window = None if oldest is None else end
         rpo = (now - end).total_seconds() if end is not None else None
         if stream is not None and stream.receive_wal_running and stream.lag_bytes is not None:
             # Streaming and caught up: what is at risk is the receiver's lag, not the time since
@@ -558,12 +558,16 @@ class Collector:
         sync_processes = tuple(p for p in snap.processes if p.name in SYNC_PROCESS_NAMES)
         last_sync = facts.primary_info_mtime if facts is not None else None
         passive_wal = facts.last_wal if facts is not None else None
-        passive_ids = {b.backup_id: b.status for b in (snap.catalogue.backups if snap.catalogue else ())}
+        passive_ids = {
+            b.backup_id: b.status for b in (snap.catalogue.backups if snap.catalogue else ())
+        }
         base = replace(
             base,
             last_sync=last_sync,
             sync_processes=sync_processes,
-            passive_last_wal=passive_wal.name if passive_wal else (facts.sync_wals_last if facts else None),
+            passive_last_wal=passive_wal.name
+            if passive_wal
+            else (facts.sync_wals_last if facts else None),
             syncing_backups=tuple(i for i, s in passive_ids.items() if s == "SYNCING"),
         )
         primary = self._nodes.get(primary_name) if primary_name else None
@@ -622,4 +626,3 @@ async def collect_once(config: Config, *, force_slow: bool = True) -> FleetSnaps
         return await collector.collect(force_slow=force_slow)
     finally:
         await collector.close()
-

@@ -15,7 +15,7 @@ def duration(seconds: float | None) -> str:
     """90 -> '1m30s', 93784 -> '1d2h'; two units at most, the precision a DBA reads at a glance."""
     if seconds is None:
         return "-"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s}s"
     units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))

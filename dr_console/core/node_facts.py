@@ -20,7 +20,8 @@ from dr_console.models import BarmanProcess
 FIELDS_PER_SERVER = 9
 
 # $1.. come in groups of FIELDS_PER_SERVER:
-#   server xlogdb_file incoming_dir streaming_dir errors_dir backup_dir wals_dir passive(0|1) lockdir
+#   server xlogdb_file incoming_dir streaming_dir errors_dir backup_dir wals_dir passive lockdir
+# (passive is 1 or 0)
 # Running Barman processes are found the way `barman list-processes` finds them (a held flock on
 # .<server>-<task>.lock), but read from the kernel's lock table instead of by taking the lock,
 # so polling can never make a Barman command fail with "already running".
@@ -272,7 +273,10 @@ def parse_output(text: str) -> NodeFileFacts:
             task = lock_task(current["server"], lock_name)
             pid_value = _int(pid)
             if task is not None and pid_value is not None:
-                current["processes"] = (*current.get("processes", ()), BarmanProcess(task, pid_value))
+                current["processes"] = (
+                    *current.get("processes", ()),
+                    BarmanProcess(task, pid_value),
+                )
     return NodeFileFacts(
         node_time=node_time,
         servers={name: ServerFileFacts(**fields) for name, fields in servers.items()},

@@ -35,7 +35,9 @@ def segment_number(name: str, segment_size: int = DEFAULT_SEGMENT_SIZE) -> int |
     return log * (0x100000000 // segment_size) + seg
 
 
-def segments_between(older: str, newer: str, segment_size: int = DEFAULT_SEGMENT_SIZE) -> int | None:
+def segments_between(
+    older: str, newer: str, segment_size: int = DEFAULT_SEGMENT_SIZE
+) -> int | None:
     """How many segments `newer` is ahead of `older` (timelines ignored; never negative)."""
     a = segment_number(older, segment_size)
     b = segment_number(newer, segment_size)

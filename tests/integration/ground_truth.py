@@ -41,8 +41,11 @@ def meta_backups(lab: Lab, node: str) -> dict[str, str]:
     out = {}
     for info in sorted((lab.barman_home(node) / SERVER / "meta").glob("*-backup.info")):
         status = next(
-            (line.split("=", 1)[1] for line in info.read_text().splitlines()
-             if line.startswith("status=")),
+            (
+                line.split("=", 1)[1]
+                for line in info.read_text().splitlines()
+                if line.startswith("status=")
+            ),
             "?",
         )
         out[info.name.removesuffix("-backup.info")] = status

@@ -6,12 +6,6 @@ import asyncio
 import time
 
 import pytest
-
-from dr_console.config import load_config
-from dr_console.core import checks
-from dr_console.core.collector import Collector
-from dr_console.lab.lab import Lab
-from dr_console.models import Health, NodeRole
 from ground_truth import (
     SERVER,
     barman_processes,
@@ -22,6 +16,12 @@ from ground_truth import (
     wait_until,
     xlogdb_segments,
 )
+
+from dr_console.config import load_config
+from dr_console.core import checks
+from dr_console.core.collector import Collector
+from dr_console.lab.lab import Lab
+from dr_console.models import Health, NodeRole
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,9 @@ def test_snapshot_matches_files_psql_and_barman(lab: Lab) -> None:
     assert primary.wal_stream is not None and primary.wal_stream.receive_wal_running is True
 
     # slot and receiver == psql
-    slot_active = psql_value(lab, "select active from pg_replication_slots where slot_name='barman'")
+    slot_active = psql_value(
+        lab, "select active from pg_replication_slots where slot_name='barman'"
+    )
     assert primary.wal_stream.slot_name == "barman"
     assert primary.wal_stream.slot_active is (slot_active == "t")
     assert primary.wal_stream.receiver is not None
@@ -73,7 +75,8 @@ async def test_new_backup_and_switch_wal_are_seen(lab: Lab) -> None:
         metadata = [meta_backups(lab, n) for n in ("bserver", "geobserver")]
         fleet = await collector.collect()  # a fast cycle starts no barman process...
         changed = sum(
-            1 for n, m in zip(("bserver", "geobserver"), metadata, strict=True)
+            1
+            for n, m in zip(("bserver", "geobserver"), metadata, strict=True)
             if meta_backups(lab, n) != m
         )  # ...unless the catalogue changed under it (the lab is live): then one list-backups
         assert collector.stats.barman_calls - before <= changed
@@ -111,7 +114,8 @@ def test_receive_wal_stopped_is_seen_and_recovers(lab: Lab) -> None:
         stream = server(fleet, "bserver").wal_stream
         assert stream is not None and stream.receive_wal_running is False
         results = {
-            r.check: r for r in checks.evaluate_fleet(fleet, load_config(lab.config_path))
+            r.check: r
+            for r in checks.evaluate_fleet(fleet, load_config(lab.config_path))
             if r.node == "bserver" and r.server == SERVER
         }
         assert results["receive_wal"].status is Health.CRITICAL

@@ -16,7 +16,9 @@ from dr_console.lab.lab import Lab
 pytestmark = pytest.mark.integration
 
 
-def drconsole(*args: str, config: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def drconsole(
+    *args: str, config: Path | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "dr_console.cli"]
     if config is not None:
         argv += ["-c", str(config)]
@@ -48,9 +50,14 @@ def test_check_on_a_healthy_lab_is_ok_in_every_format(lab: Lab) -> None:
     assert doc["status"] == "OK"
     assert doc["generated_at"].endswith("+00:00")
     names = {(c["node"], c["check"]) for c in doc["checks"]}
-    assert {("bserver", "receive_wal"), ("bserver", "backup_age"), ("bserver", "stream_lag"),
-            ("geobserver", "geo_wal_lag"), ("geobserver", "geo_backups"),
-            ("bserver", "barman.replication_slot")} <= names
+    assert {
+        ("bserver", "receive_wal"),
+        ("bserver", "backup_age"),
+        ("bserver", "stream_lag"),
+        ("geobserver", "geo_wal_lag"),
+        ("geobserver", "geo_backups"),
+        ("bserver", "barman.replication_slot"),
+    } <= names
     assert all(set(c) >= {"node", "server", "check", "status", "detail"} for c in doc["checks"])
 
     nagios = drconsole("--run", "check", "--format", "nagios", config=lab.config_path)
@@ -71,8 +78,9 @@ def test_status_json_contract_and_a_new_backup_appears(lab: Lab) -> None:
     result = lab.barman("bserver", "backup", "--wait", SERVER)
     assert result.returncode == 0, result.stdout + result.stderr
     newest = max(meta_backups(lab, "bserver"))
-    status = drconsole("--run", "status", "--format", "json", "--server", SERVER,
-                       config=lab.config_path)
+    status = drconsole(
+        "--run", "status", "--format", "json", "--server", SERVER, config=lab.config_path
+    )
     assert status.returncode == 0, status.stderr
     doc = json.loads(status.stdout)
     by_node = {s["node"]: s for s in doc["servers"]}
@@ -98,13 +106,15 @@ def test_receive_wal_stopped_makes_check_critical(lab: Lab) -> None:
             "receive-wal to stop",
             lambda: not any(n == "receive-wal" for n, _ in barman_processes(lab, "bserver")),
         )
-        result = drconsole("--run", "check", "--node", "bserver", "--format", "json",
-                           config=lab.config_path)
+        result = drconsole(
+            "--run", "check", "--node", "bserver", "--format", "json", config=lab.config_path
+        )
         assert result.returncode == 2, result.stdout
         checks = checks_of(result)
         assert checks[("bserver", SERVER, "receive_wal")] == "CRITICAL"
-        nagios = drconsole("--run", "check", "--node", "bserver", "--format", "nagios",
-                           config=lab.config_path)
+        nagios = drconsole(
+            "--run", "check", "--node", "bserver", "--format", "nagios", config=lab.config_path
+        )
         assert nagios.returncode == 2
         assert nagios.stdout.startswith("DRCONSOLE CRITICAL - ")
         assert "CRITICAL: bserver/pgserver receive_wal: receive-wal is NOT running" in nagios.stdout
@@ -121,20 +131,23 @@ def test_paused_passive_cron_turns_warning_then_critical(lab: Lab, tmp_path: Pat
     config = with_thresholds(lab, tmp_path, geo_lag_segments=1, geo_lag_segments_critical=3)
     lab.pause_cron("geobserver")
     try:
+
         def lag() -> int:
             passive = xlogdb_segments(lab, "geobserver")[-1]
             return int(xlogdb_segments(lab, "bserver")[-1], 16) - int(passive, 16)
 
         while lag() < 1:
             lab.barman("bserver", "switch-wal", "--force", "--archive", SERVER, json=False)
-        result = drconsole("--run", "check", "--node", "geobserver", "--format", "json",
-                           config=config)
+        result = drconsole(
+            "--run", "check", "--node", "geobserver", "--format", "json", config=config
+        )
         expected = "WARNING" if lag() < 3 else "CRITICAL"
         assert checks_of(result)[("geobserver", SERVER, "geo_wal_lag")] == expected
         while lag() < 3:
             lab.barman("bserver", "switch-wal", "--force", "--archive", SERVER, json=False)
-        result = drconsole("--run", "check", "--node", "geobserver", "--format", "json",
-                           config=config)
+        result = drconsole(
+            "--run", "check", "--node", "geobserver", "--format", "json", config=config
+        )
         assert result.returncode == 2
         assert checks_of(result)[("geobserver", SERVER, "geo_wal_lag")] == "CRITICAL"
     finally:
@@ -150,8 +163,9 @@ def test_paused_passive_cron_turns_warning_then_critical(lab: Lab, tmp_path: Pat
 
 
 def test_unreachable_node_is_unknown_and_the_rest_still_reports(lab: Lab, tmp_path: Path) -> None:
-    text = lab.config_path.read_text().replace("drlab-geobmuser@127.0.0.4:2222",
-                                               "drlab-geobmuser@127.0.0.4:2299")
+    text = lab.config_path.read_text().replace(
+        "drlab-geobmuser@127.0.0.4:2222", "drlab-geobmuser@127.0.0.4:2299"
+    )
     config = tmp_path / "unreachable.toml"
     config.write_text(text)
     config.chmod(0o600)

@@ -18,13 +18,31 @@ pytestmark = pytest.mark.integration
 
 def _init(lab: Lab, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dr_console.cli", "init",
-         "--node", "bserver=drlab-bmuser@127.0.0.3:2222",
-         "--node", "geobserver=drlab-geobmuser@127.0.0.4:2222",
-         "--site", "bserver=Site-X", "--site", "geobserver=Site-Y",
-         "--ssh-key", str(lab.console_key), "--known-hosts", str(lab.console_known_hosts),
-         "-o", str(out), *extra],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "dr_console.cli",
+            "init",
+            "--node",
+            "bserver=drlab-bmuser@127.0.0.3:2222",
+            "--node",
+            "geobserver=drlab-geobmuser@127.0.0.4:2222",
+            "--site",
+            "bserver=Site-X",
+            "--site",
+            "geobserver=Site-Y",
+            "--ssh-key",
+            str(lab.console_key),
+            "--known-hosts",
+            str(lab.console_known_hosts),
+            "-o",
+            str(out),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -57,10 +75,22 @@ def test_init_discovers_roles_and_writes_a_config_that_loads_back(lab: Lab, tmp_
 def test_init_reports_an_unreachable_node_without_writing(tmp_path: Path, lab: Lab) -> None:
     out = tmp_path / "x.toml"
     result = subprocess.run(
-        [sys.executable, "-m", "dr_console.cli", "init", "--node",
-         "bserver=drlab-bmuser@127.0.0.3:2299", "--known-hosts", str(lab.console_known_hosts),
-         "-o", str(out)],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "dr_console.cli",
+            "init",
+            "--node",
+            "bserver=drlab-bmuser@127.0.0.3:2299",
+            "--known-hosts",
+            str(lab.console_known_hosts),
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 2
     assert "node bserver:" in result.stderr and "Traceback" not in result.stderr

@@ -41,9 +41,7 @@ def _primary(**changes: object) -> ServerSnapshot:
         taken_at=NOW,
         catalogue=BackupCatalogue(
             taken_at=NOW,
-            backups=(
-                Backup("20261130T171940", "DONE", end_time=NOW - timedelta(hours=1)),
-            ),
+            backups=(Backup("20261130T171940", "DONE", end_time=NOW - timedelta(hours=1)),),
         ),
         archive_queue=ArchiveQueue(
             taken_at=NOW,
@@ -75,8 +73,16 @@ def _results(server: ServerSnapshot) -> dict[str, Health]:
 def test_a_healthy_primary_is_all_ok() -> None:
     results = _results(_primary())
     assert set(results.values()) == {Health.OK}
-    assert {"backup_age", "wal_age", "receive_wal", "replication_slot", "stream_lag",
-            "barman.ssh", "archiver_failures", "archive_queue"} <= set(results)
+    assert {
+        "backup_age",
+        "wal_age",
+        "receive_wal",
+        "replication_slot",
+        "stream_lag",
+        "barman.ssh",
+        "archiver_failures",
+        "archive_queue",
+    } <= set(results)
 
 
 def test_receive_wal_down_and_slot_inactive_are_critical() -> None:
@@ -88,7 +94,8 @@ def test_receive_wal_down_and_slot_inactive_are_critical() -> None:
 
 def test_backup_age_thresholds() -> None:
     old = BackupCatalogue(
-        taken_at=NOW, backups=(Backup("20261128T000000", "DONE", end_time=NOW - timedelta(hours=30)),)
+        taken_at=NOW,
+        backups=(Backup("20261128T000000", "DONE", end_time=NOW - timedelta(hours=30)),),
     )
     assert _results(_primary(catalogue=old))["backup_age"] is Health.WARNING
     older = BackupCatalogue(
@@ -109,8 +116,14 @@ def test_unknown_is_not_ok() -> None:
 
 def test_failing_archiver_is_critical() -> None:
     failing = ArchiverStats(
-        10, 3, "00000001000000000000000A", NOW - timedelta(minutes=5),
-        "00000001000000000000000B", NOW - timedelta(minutes=1), None, 4,
+        10,
+        3,
+        "00000001000000000000000A",
+        NOW - timedelta(minutes=5),
+        "00000001000000000000000B",
+        NOW - timedelta(minutes=1),
+        None,
+        4,
     )
     queue = replace(_primary().archive_queue, pg=failing)  # type: ignore[type-var]
     assert _results(_primary(archive_queue=queue))["archiver_failures"] is Health.CRITICAL
@@ -121,20 +134,30 @@ def test_failed_barman_check_is_critical_and_says_failed() -> None:
     node = NodeSnapshot("bserver", NodeRole.PRIMARY, "X", NOW, True, servers={"pgserver": snap})
     fleet = FleetSnapshot(NOW, {"bserver": node})
     result = next(
-        r for r in checks.evaluate_server(snap, fleet, CONFIG) if r.check == "barman.replication_slot"
+        r
+        for r in checks.evaluate_server(snap, fleet, CONFIG)
+        if r.check == "barman.replication_slot"
     )
     assert result.status is Health.CRITICAL and result.detail.startswith("FAILED")
 
 
 def test_geo_lag_grades_and_missing_backups() -> None:
     geo = GeoReplica(
-        taken_at=NOW, passive_node="geo", primary_node="bserver",
-        wal_lag_segments=5, last_sync=NOW - timedelta(minutes=1),
+        taken_at=NOW,
+        passive_node="geo",
+        primary_node="bserver",
+        wal_lag_segments=5,
+        last_sync=NOW - timedelta(minutes=1),
     )
     passive = _primary(node="geo", role=NodeRole.PASSIVE, geo=geo, wal_stream=None)
     assert _results(passive)["geo_wal_lag"] is Health.WARNING
-    far = replace(geo, wal_lag_segments=40, missing_backups=("20261130T171940",),
-                  oldest_missing_end=NOW - timedelta(hours=3), last_sync=NOW - timedelta(hours=2))
+    far = replace(
+        geo,
+        wal_lag_segments=40,
+        missing_backups=("20261130T171940",),
+        oldest_missing_end=NOW - timedelta(hours=3),
+        last_sync=NOW - timedelta(hours=2),
+    )
     results = _results(replace(passive, geo=far))
     assert results["geo_wal_lag"] is Health.CRITICAL
     assert results["geo_backups"] is Health.CRITICAL
@@ -153,8 +176,12 @@ def test_unreachable_node_is_unknown_and_worst_ranks_critical_first() -> None:
 
 def test_a_just_finished_backup_is_not_late_on_the_passive_node() -> None:
     geo = GeoReplica(
-        taken_at=NOW, passive_node="geo", primary_node="bserver", wal_lag_segments=0,
-        last_sync=NOW - timedelta(seconds=20), missing_backups=("20261130T175940",),
+        taken_at=NOW,
+        passive_node="geo",
+        primary_node="bserver",
+        wal_lag_segments=0,
+        last_sync=NOW - timedelta(seconds=20),
+        missing_backups=("20261130T175940",),
         oldest_missing_end=NOW - timedelta(seconds=30),
     )
     passive = _primary(node="geo", role=NodeRole.PASSIVE, geo=geo, wal_stream=None)

@@ -8,7 +8,10 @@ from dr_console.init_config import InitError, _ssh_host_of, parse_node, strip_pa
 def test_node_specs() -> None:
     spec = parse_node("bserver=bmuser@bserver:2222", None, None)
     assert spec.ssh is not None and (spec.ssh.user, spec.ssh.host, spec.ssh.port) == (
-        "bmuser", "bserver", 2222)
+        "bmuser",
+        "bserver",
+        2222,
+    )
     assert parse_node("geo=local", None, None).ssh is None
     v6 = parse_node("v6=bm@[::1]:22", None, None)
     assert v6.ssh is not None and v6.ssh.host == "::1"
