@@ -1,0 +1,128 @@
+"""bserver and geobserver: each Barman user's ~/.barman.conf and ~/barman.d/<server>.conf, and
+running barman as that user (reading its JSON defensively)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from dr_console.lab.errors import LabError
+from dr_console.lab.proc import Account, run
+from dr_console.lab.settings import PG_HOST, PRIMARY_NODE, LabSettings
+from dr_console.lab.users import make_dir, write_owned
+
+
+def barman_home(account: Account) -> Path:
+    return account.home / "barman_home"
+
+
+def global_conf(account: Account) -> str:
+    home = account.home
+    return (
+        "; written by `drconsole lab up`\n"
+        "[barman]\n"
+        f"barman_user = {account.name}\n"
+        f"configuration_files_directory = {home}/barman.d\n"
+        f"barman_home = {home}/barman_home\n"
+        f"log_file = {home}/log/barman.log\n"
+        "log_level = INFO\n"
+    )
+
+
+def _conninfo(settings: LabSettings) -> str:
+    return (
+        f"host={settings.pg_address} port={settings.pg_port} "
+        f"user={settings.barman_role} dbname=postgres"
+    )
+
+
+def primary_server_conf(settings: LabSettings) -> str:
+    return (
+        f"[{settings.server_name}]\n"
+        'description = "PostgreSQL 15 primary (drconsole lab)"\n'
+        f"conninfo = {_conninfo(settings)}\n"
+        f"ssh_command = ssh {settings.pg_user}@{PG_HOST}\n"
+        "backup_method = rsync\n"
+        "reuse_backup = link\n"
+        "backup_options = concurrent_backup\n"
+        "parallel_jobs = 2\n"
+        "archiver = on\n"
+        "streaming_archiver = on\n"
+        f"streaming_conninfo = {_conninfo(settings)}\n"
+        "slot_name = barman\n"
+        "create_slot = auto\n"
+        f"path_prefix = {settings.pg_bindir}\n"
+        # A spread checkpoint makes backups look stuck for minutes (FINDINGS P9).
+        "immediate_checkpoint = true\n"
+    )
+
+
+def passive_server_conf(settings: LabSettings) -> str:
+    return (
+        f"[{settings.server_name}]\n"
+        f'description = "Geo-redundant passive copy of {settings.server_name} (from bserver)"\n'
+        f"primary_ssh_command = ssh {settings.barman_user}@{PRIMARY_NODE}\n"
+        f"conninfo = {_conninfo(settings)}\n"
+        f"ssh_command = ssh {settings.pg_user}@{PG_HOST}\n"
+        "backup_method = rsync\n"
+        "reuse_backup = link\n"
+        "archiver = on\n"
+        f"path_prefix = {settings.pg_bindir}\n"
+    )
+
+
+def write_node(account: Account, server_name: str, server_conf: str, pgpass: str) -> None:
+    for sub in ("barman.d", "barman_home", "log"):
+        make_dir(account.home / sub, account, 0o700)
+    write_owned(account.home / ".barman.conf", global_conf(account), account, 0o600)
+    write_owned(account.home / "barman.d" / f"{server_name}.conf", server_conf, account, 0o600)
+    write_owned(account.home / ".pgpass", pgpass, account, 0o600)
+
+
+def barman(
+    account: Account, venv_bin: Path, args: list[str], *, json_format: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    argv = [str(venv_bin / "barman")]
+    if json_format:
+        argv += ["-f", "json"]
+    return run(argv + args, timeout=timeout, account=account,
+               path=f"{venv_bin}:/usr/local/bin:/usr/bin:/bin", check=False)
+
+
+def barman_json(account: Account, venv_bin: Path, args: list[str], timeout: float = 120) -> Any:
+    cp = barman(account, venv_bin, args, timeout=timeout)
+    try:
+        return json.loads(cp.stdout)
+    except ValueError as exc:
+        raise LabError(
+            f"`barman {' '.join(args)}` as {account.name} gave no JSON (exit {cp.returncode}): "
+            f"{(cp.stderr or cp.stdout).strip()[-400:]}"
+        ) from exc
+
+
+def failed_checks(account: Account, venv_bin: Path, server: str,
+                  ignore: frozenset[str] = frozenset()) -> list[str]:
+    """Failed `barman check` items other than IGNORE ([] when all OK), each with its hint."""
+    data = barman_json(account, venv_bin, ["check", server])
+    checks = data.get(server) if isinstance(data, dict) else None
+    if not isinstance(checks, dict) or not checks:
+        return [f"no check result ({json.dumps(data)[:200]})"]
+    return [
+        f"{name} ({item.get('hint', '')})".replace(" ()", "")
+        for name, item in checks.items()
+        if name not in ignore and (not isinstance(item, dict) or item.get("status") != "OK")
+    ]
+
+
+def backups(account: Account, venv_bin: Path, server: str) -> list[dict[str, Any]]:
+    data = barman_json(account, venv_bin, ["list-backups", server])
+    items = data.get(server) if isinstance(data, dict) else None
+    return [b for b in items if isinstance(b, dict)] if isinstance(items, list) else []
+
+
+def done_backup_ids(account: Account, venv_bin: Path, server: str) -> list[str]:
+    return [str(b["backup_id"]) for b in backups(account, venv_bin, server)
+            if b.get("status") == "DONE" and "backup_id" in b]

@@ -1,0 +1,503 @@
+"""The DR lab: the reference deployment (pgserver, bserver, geobserver) on loopback addresses.
+
+Root mode (the only mode implemented): three OS users, a private sshd bound to the lab
+addresses, a PostgreSQL cluster of the lab's own, and one `barman cron` loop per Barman user.
+/etc is never touched: host names are aliases in each lab user's ~/.ssh/config, and `barman`
+reaches remote shells through the sshd's `SetEnv PATH`. <base>/lab.json records what the lab
+created, so `down` removes only that, even for a half-built lab.
+
+Single-user mode (not root) is not implemented: it would have to run all three "hosts" as one
+OS user with one home, which the reference deployment (three users, ssh between them) does not
+model faithfully. `up` as non-root fails with a message saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from dr_console.lab import barman_nodes, console_config, cron, postgres_cluster, sshd, users, venv
+from dr_console.lab.errors import LabError
+from dr_console.lab.lab_status import ComponentStatus, LabStatus
+from dr_console.lab.lock import locked
+from dr_console.lab.proc import (
+    Account,
+    cmdline,
+    pid_alive,
+    pids_of_uid,
+    run,
+    terminate,
+    wait_until,
+)
+from dr_console.lab.settings import PASSIVE_NODE, PG_HOST, PRIMARY_NODE, LabSettings
+from dr_console.lab.state import LabState
+
+NODES = (PRIMARY_NODE, PASSIVE_NODE)
+# Checks about the catalogue's history, not the deployment: a failed backup left by a test (or a
+# cancelled job) must not stop `up` from calling the lab ready.
+HISTORY_CHECKS = frozenset({"failed_backups"})
+REQUIRED_TOOLS = ("/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen", "/usr/bin/rsync",
+                  "/usr/sbin/useradd", "/usr/sbin/userdel")
+
+
+class Lab:
+    def __init__(self, settings: LabSettings | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.settings = (settings or LabSettings()).validate()
+        self._log = log or (lambda message: None)
+        self._t0 = time.monotonic()
+
+    @classmethod
+    def at(cls, base_dir: Path, log: Callable[[str], None] | None = None) -> Lab:
+        """The lab recorded in BASE_DIR/lab.json (default settings there when there is none)."""
+        state = LabState.load(base_dir)
+        return cls(state.settings if state else LabSettings(base_dir=base_dir), log)
+
+    # --- paths and accounts ------------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.settings.config_path
+
+    @property
+    def console_key(self) -> Path:
+        return sshd.console_key(self.settings)
+
+    @property
+    def console_known_hosts(self) -> Path:
+        return sshd.console_known_hosts(self.settings)
+
+    @property
+    def pg_data(self) -> Path:
+        return self.settings.pg_data
+
+    def node_home(self, node: str) -> Path:
+        return self.settings.home_of(self._user_of(node))
+
+    def barman_home(self, node: str) -> Path:
+        return self.node_home(node) / "barman_home"
+
+    @property
+    def venv_bin(self) -> Path:
+        state = LabState.load(self.settings.base_dir)
+        return Path(state.venv if state and state.venv else sys.prefix) / "bin"
+
+    def _user_of(self, who: str) -> str:
+        if who in self.settings.host_users:
+            return self.settings.host_users[who]
+        if who in self.settings.users:
+            return who
+        raise LabError(f"{who!r} is neither a lab host ({', '.join(self.settings.host_users)}) "
+                       "nor a lab user")
+
+    def account(self, who: str) -> Account:
+        name = self._user_of(who)
+        account = users.lookup(name)
+        if account is None:
+            raise LabError(f"lab user {name} does not exist: is the lab up?")
+        return account
+
+    # --- helpers for tests and tools -----------------------------------------------------------
+
+    def run_as(self, who: str, argv: list[str], timeout: float = 60, check: bool = False,
+               input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run(argv, timeout=timeout, account=self.account(who), check=check,
+                   input_text=input_text, path=sshd.remote_path(self.venv_bin))
+
+    def barman(self, node: str, *args: str, json: bool = True,
+               timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return barman_nodes.barman(self.account(node), self.venv_bin, list(args),
+                                   json_format=json, timeout=timeout)
+
+    def barman_json(self, node: str, *args: str, timeout: float = 120) -> Any:
+        return barman_nodes.barman_json(self.account(node), self.venv_bin, list(args), timeout)
+
+    def psql(self, sql: str, dbname: str = "postgres", timeout: float = 60) -> str:
+        return postgres_cluster.psql(self.settings, self.account(PG_HOST), sql, dbname, timeout)
+
+    def pg_stop(self) -> None:
+        postgres_cluster.stop(self.settings, self.account(PG_HOST))
+
+    def pg_start(self) -> None:
+        pg = self.account(PG_HOST)
+        if not postgres_cluster.is_running(self.settings, pg):
+            postgres_cluster.start(self.settings, pg, self.venv_bin)
+
+    def pause_cron(self, node: str, timeout: float = 60) -> None:
+        """Stop NODE's loop from starting `barman cron`, and wait for a run in flight to end
+        (the background workers a cron started, e.g. receive-wal, keep running)."""
+        account = self.account(node)
+        cron.pause(self.settings, node)
+        wait_until(f"the cron run of {node} to finish",
+                   lambda: not _cron_runs_of(account.uid), timeout=timeout)
+
+    @contextlib.contextmanager
+    def cron_paused(self, node: str) -> Iterator[None]:
+        """`with lab.cron_paused("geobserver"): …` resumes the loop even when the body fails."""
+        self.pause_cron(node)
+        try:
+            yield
+        finally:
+            self.resume_cron(node)
+
+    def resume_cron(self, node: str) -> None:
+        self._user_of(node)
+        cron.resume(self.settings, node)
+
+    def sshd_stop(self) -> None:
+        sshd.stop(self.settings)
+
+    def sshd_start(self) -> None:
+        sshd.start(self.settings, self.venv_bin)
+
+    # --- up ------------------------------------------------------------------------------------
+
+    def up(self) -> Path:
+        """Build what is missing, start what is down, end with a checked backup on both nodes."""
+        require_root("lab up")
+        self._t0 = time.monotonic()
+        with locked(self.settings.base_dir, create=True):
+            self._waited_for_lock()
+            return self._up()
+
+    def _up(self) -> Path:
+        missing = [t for t in REQUIRED_TOOLS if not Path(t).exists()]
+        missing += [str(self.settings.pg_bindir / b) for b in ("initdb", "pg_ctl", "postgres")
+                    if not (self.settings.pg_bindir / b).exists()]
+        if missing:
+            raise LabError("missing programs: " + ", ".join(missing)
+                           + " (install openssh-server, rsync and postgresql-15; see README)")
+        s = self.settings
+        state = self._load_or_create_state()
+        accounts = self._ensure_users(state)
+        pg, bm, geo = (accounts[u] for u in s.users)
+        self._step("barman venv")
+        if state.venv is None or not venv.usable_by(Path(state.venv), [bm], s.barman_version):
+            path, created = venv.ensure(s, [pg, bm, geo])
+            state.venv, state.created_venv = str(path), created
+            state.save()
+        venv_bin = Path(state.venv) / "bin"
+        self._ensure_ssh(state, pg, bm, geo, venv_bin)
+        self._ensure_postgres(pg, bm, geo, venv_bin)
+        self._step("cron loops")
+        cron.start(s, PRIMARY_NODE, bm, venv_bin)
+        cron.start(s, PASSIVE_NODE, geo, venv_bin)
+        backup_id = self._ensure_primary(bm, venv_bin)
+        self._ensure_passive(geo, venv_bin, backup_id)
+        path = console_config.write(s)
+        self._log(f"lab up in {time.monotonic() - self._t0:.1f} s; config: {path}")
+        return path
+
+    def _waited_for_lock(self) -> None:
+        waited = time.monotonic() - self._t0
+        if waited > 1:
+            self._log(f"(waited {waited:.1f} s for another lab operation on this lab)")
+        self._t0 = time.monotonic()
+
+    def _step(self, what: str) -> None:
+        self._log(f"[{time.monotonic() - self._t0:5.1f} s] {what}")
+
+    def _load_or_create_state(self) -> LabState:
+        s = self.settings
+        state = LabState.load(s.base_dir)
+        if state is None:
+            if any(s.base_dir.iterdir()):
+                raise LabError(f"{s.base_dir} exists and is not a lab (no lab.json); "
+                               "choose another --base-dir")
+            s.base_dir.mkdir(parents=True, exist_ok=True)
+            s.base_dir.chmod(0o755)
+            state = LabState(settings=s)
+            state.save()
+        elif state.settings != s:
+            raise LabError(f"the lab at {s.base_dir} was built with other settings; bring it "
+                           f"down first (drconsole lab down --base-dir {s.base_dir})")
+        return state
+
+    def _ensure_users(self, state: LabState) -> dict[str, Account]:
+        s = self.settings
+        self._step("users")
+        s.home_root.mkdir(parents=True, exist_ok=True)
+        s.home_root.chmod(0o755)
+        accounts: dict[str, Account] = {}
+        for name in s.users:
+            account = users.lookup(name)
+            if account is None:
+                account = users.create(name, s.home_of(name))
+                state.created_users.append(name)
+                state.save()
+            elif name not in state.created_users:
+                raise LabError(f"user {name} already exists and was not created by this lab; "
+                               "remove it or use --user-prefix")
+            if account.home != s.home_of(name):
+                raise LabError(f"user {name} has home {account.home}, expected {s.home_of(name)}")
+            accounts[name] = account
+        return accounts
+
+    def _ensure_ssh(self, state: LabState, pg: Account, bm: Account, geo: Account,
+                    venv_bin: Path) -> None:
+        s = self.settings
+        self._step("ssh keys, client configs and the private sshd")
+        if not sshd.PRIVSEP_DIR.exists():
+            sshd.PRIVSEP_DIR.mkdir(mode=0o755)
+            state.created_run_sshd = True
+            state.save()
+        pub = {a.name: sshd.ensure_user_key(a) for a in (pg, bm, geo)}
+        console_pub = sshd.write_console_files(s)
+        sshd.write_client_files(s, pg, [pub[bm.name], pub[geo.name], console_pub])
+        sshd.write_client_files(s, bm, [pub[pg.name], pub[geo.name], console_pub])
+        sshd.write_client_files(s, geo, [console_pub])
+        sshd.start(s, venv_bin)
+        # Prove what Barman relies on: key auth, pinned host key, bare `barman` on the PATH.
+        expected = str(venv_bin / "barman")
+        probes = ((pg, f"{bm.name}@{PRIMARY_NODE}"), (geo, f"{bm.name}@{PRIMARY_NODE}"),
+                  (bm, f"{pg.name}@{PG_HOST}"))
+        with ThreadPoolExecutor(len(probes)) as pool:
+            results = list(pool.map(
+                lambda probe: run(["ssh", probe[1], "command -v barman"], timeout=30,
+                                  account=probe[0], check=False), probes))
+        for (account, target), cp in zip(probes, results, strict=True):
+            if cp.returncode != 0:
+                raise LabError(f"ssh {target} as {account.name} fails: {cp.stderr.strip()} "
+                               f"(see {s.sshd_dir / 'sshd.log'})")
+            if cp.stdout.strip() != expected:
+                raise LabError(f"remote shells of the lab sshd do not find {expected} as "
+                               f"`barman` (got {cp.stdout.strip()!r})")
+
+    def _ensure_postgres(self, pg: Account, bm: Account, geo: Account, venv_bin: Path) -> None:
+        s = self.settings
+        self._step("PostgreSQL cluster and roles")
+        pc = postgres_cluster
+        bm_password = (pc.read_pgpass_password(bm.home / ".pgpass", s, s.barman_role)
+                       or pc.new_password())
+        console_pgpass = console_config.pgpass_path(s)
+        mon_password = (pc.read_pgpass_password(console_pgpass, s, s.monitor_role)
+                        or pc.new_password())
+        pgpass = pc.pgpass_line(s, s.barman_role, bm_password)
+        barman_nodes.write_node(bm, s.server_name, barman_nodes.primary_server_conf(s), pgpass)
+        barman_nodes.write_node(geo, s.server_name, barman_nodes.passive_server_conf(s), pgpass)
+        console_pgpass.write_text(pc.pgpass_line(s, s.monitor_role, mon_password),
+                                  encoding="utf-8")
+        console_pgpass.chmod(0o600)
+        changed = pc.ensure_cluster(s, pg, venv_bin)
+        if pc.is_running(s, pg):
+            if changed:
+                pc.restart(s, pg, venv_bin)
+        else:
+            if _port_taken(s.pg_address, s.pg_port):
+                raise LabError(f"{s.pg_address}:{s.pg_port} is taken; choose another --pg-port")
+            pc.start(s, pg, venv_bin)
+        pc.ensure_role(s, pg, s.barman_role, bm_password, "SUPERUSER REPLICATION")
+        pc.ensure_role(s, pg, s.monitor_role, mon_password, "", ("pg_monitor",))
+
+    def _ensure_primary(self, bm: Account, venv_bin: Path) -> str:
+        server = self.settings.server_name
+        done = barman_nodes.done_backup_ids(bm, venv_bin, server)
+        if done:
+            self._step("bserver: barman check")
+            failed = barman_nodes.failed_checks(bm, venv_bin, server, HISTORY_CHECKS)
+        else:
+            failed = ["no backup yet"]  # a new lab: its check cannot pass before cron (P8)
+        if failed:
+            self._step("bserver: needs cron and a WAL switch: " + "; ".join(failed))
+            # Before the first cron there is no slot and no receive-wal (FINDINGS P8).
+            barman_nodes.barman(bm, venv_bin, ["-q", "cron"], json_format=False, timeout=120)
+            self._step("bserver: switch-wal --force --archive")
+            barman_nodes.barman(bm, venv_bin, ["switch-wal", "--force", "--archive",
+                                               "--archive-timeout", "60", server],
+                                json_format=False, timeout=120)
+            deadline = time.monotonic() + 120
+            while failed:
+                if time.monotonic() > deadline:
+                    raise LabError("bserver: barman check still fails after 120 s: "
+                                   + "; ".join(failed))
+                time.sleep(2)
+                barman_nodes.barman(bm, venv_bin, ["-q", "cron"], json_format=False)
+                failed = barman_nodes.failed_checks(bm, venv_bin, server, HISTORY_CHECKS)
+        if not done:
+            self._step("bserver: first backup")
+            cp = barman_nodes.barman(bm, venv_bin, ["backup", "--wait", server],
+                                     json_format=False, timeout=600)
+            done = barman_nodes.done_backup_ids(bm, venv_bin, server)
+            if cp.returncode != 0 or not done:
+                raise LabError(f"bserver: barman backup failed (exit {cp.returncode}): "
+                               f"{(cp.stderr or cp.stdout).strip()[-400:]}")
+        return done[0]
+
+    def _ensure_passive(self, geo: Account, venv_bin: Path, backup_id: str) -> None:
+        server = self.settings.server_name
+        self._step(f"geobserver: copy of backup {backup_id} and check")
+        deadline = time.monotonic() + 240
+        while True:
+            have = backup_id in barman_nodes.done_backup_ids(geo, venv_bin, server)
+            failed = (barman_nodes.failed_checks(geo, venv_bin, server, HISTORY_CHECKS)
+                      if have else ["backup"])
+            if not failed:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"geobserver: not ready after 240 s (backup {backup_id} "
+                               f"{'copied' if have else 'not copied'}; failing: "
+                               + "; ".join(failed) + ")")
+            # One passive cron copies at most one backup and syncs WALs on a later run (P14).
+            barman_nodes.barman(geo, venv_bin, ["-q", "cron"], json_format=False)
+            time.sleep(2)
+
+    # --- down ----------------------------------------------------------------------------------
+
+    def down(self) -> None:
+        """Stop what the lab started and remove what it created; tolerant of a half-built lab."""
+        require_root("lab down")
+        self._t0 = time.monotonic()
+        with locked(self.settings.base_dir, create=False):
+            self._waited_for_lock()
+            self._down()
+        self._log(f"lab down in {time.monotonic() - self._t0:.1f} s")
+
+    def _down(self) -> None:
+        s = self.settings
+        state = LabState.load(s.base_dir)
+        if state is None:
+            if s.base_dir.exists():
+                raise LabError(f"{s.base_dir} has no lab.json: not removing a directory the lab "
+                               "did not record")
+            self._log(f"no lab at {s.base_dir}")
+            return
+        s = state.settings
+        problems: list[str] = []
+
+        def attempt(what: str, action: Callable[[], None]) -> None:
+            self._step(what)
+            try:
+                action()
+            except LabError as exc:
+                problems.append(f"{what}: {exc}")
+
+        for node in NODES:
+            attempt(f"stop cron loop {node}", functools.partial(cron.stop, s, node))
+        # receive-wal and other Barman workers get SIGTERM with the rest of the lab users'
+        # processes below; `barman receive-wal --stop` would only add a Barman start-up.
+        pg = users.lookup(s.pg_user)
+        if pg and (s.pg_data / "PG_VERSION").exists():
+            attempt("stop PostgreSQL", lambda: postgres_cluster.stop(s, pg))
+        attempt("stop sshd", lambda: sshd.stop(s))
+        for name in state.created_users:
+            account = users.lookup(name)
+            if account is None:
+                continue
+            left = terminate(pids_of_uid(account.uid), grace=10)
+            if left:
+                problems.append(f"processes of {name} survive SIGKILL: {left}")
+                continue
+            attempt(f"remove user {name}", functools.partial(users.delete, name))
+        if state.created_run_sshd and sshd.PRIVSEP_DIR.exists() and not _other_sshd_running():
+            try:
+                sshd.PRIVSEP_DIR.rmdir()
+            except OSError as exc:
+                problems.append(f"remove {sshd.PRIVSEP_DIR}: {exc}")
+        remaining = [n for n in state.created_users if users.lookup(n) is not None]
+        if remaining:
+            problems.append(f"keeping {s.base_dir}: users {', '.join(remaining)} still exist")
+        else:
+            self._step(f"remove {s.base_dir}")
+            shutil.rmtree(s.base_dir, ignore_errors=True)
+            if s.base_dir.exists():
+                problems.append(f"{s.base_dir} could not be removed completely")
+        if problems:
+            raise LabError("lab down incomplete:\n  " + "\n  ".join(problems))
+
+    # --- status --------------------------------------------------------------------------------
+
+    def status(self, with_backups: bool = True) -> LabStatus:
+        """Component by component. Backup counts need root (barman runs as the lab users), so a
+        non-root caller gets the rest."""
+        with_backups = with_backups and os.geteuid() == 0
+        s = self.settings
+        state = LabState.load(s.base_dir)
+        if state is None:
+            return LabStatus(base_dir=s.base_dir, present=False, components=())
+        s = state.settings
+        venv_bin = Path(state.venv or sys.prefix) / "bin"
+        comps: list[ComponentStatus] = []
+        accounts = {name: users.lookup(name) for name in s.users}
+        missing = [n for n, a in accounts.items() if a is None]
+        comps.append(ComponentStatus("users", not missing,
+                                     "missing: " + ", ".join(missing) if missing
+                                     else ", ".join(s.users)))
+        pid = sshd.running_pid(s)
+        comps.append(ComponentStatus("sshd", pid is not None,
+                                     f"pid {pid}, port {s.ssh_port}" if pid else "not running"))
+        pg_up = postgres_cluster.accepting(s)
+        comps.append(ComponentStatus("postgres", pg_up,
+                                     f"{s.pg_address}:{s.pg_port}" if pg_up else "not accepting"))
+        for node in NODES:
+            cpid = cron.running_pid(s, node)
+            paused = cron.pause_file(s, node).exists()
+            detail = f"pid {cpid}, every {s.cron_interval:g} s" if cpid else "not running"
+            comps.append(ComponentStatus(f"cron-{node}", cpid is not None,
+                                         detail + (" (paused)" if paused else "")))
+        bm = accounts[s.barman_user]
+        receivers = [p for p in pids_of_uid(bm.uid)
+                     if any(a.endswith("pg_receivewal") for a in cmdline(p)[:1])] if bm else []
+        comps.append(ComponentStatus("receive-wal", bool(receivers),
+                                     f"pid {receivers[0]}" if receivers else "not running"))
+        if with_backups:
+            for node, account in ((PRIMARY_NODE, bm), (PASSIVE_NODE, accounts[s.geo_user])):
+                count: int | None = None
+                if account is not None and (account.home / ".barman.conf").exists():
+                    try:
+                        count = len(barman_nodes.done_backup_ids(account, venv_bin,
+                                                                 s.server_name))
+                    except LabError:
+                        count = None
+                comps.append(ComponentStatus(
+                    f"backups-{node}", bool(count),
+                    "unknown" if count is None else f"{count} DONE"))
+        comps.append(ComponentStatus("config", s.config_path.exists(), str(s.config_path)))
+        return LabStatus(base_dir=s.base_dir, present=True, components=tuple(comps))
+
+
+def require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise LabError(
+            f"{what} needs root: the lab creates three OS users and runs a private sshd for them "
+            "(single-user mode is not implemented yet); run it with sudo"
+        )
+
+
+def _cron_runs_of(uid: int) -> list[int]:
+    """Pids of `barman … cron` commands of UID (not the workers such a run starts)."""
+    runs = []
+    for pid in pids_of_uid(uid):
+        args = cmdline(pid)
+        if any(a.endswith("/barman") for a in args[:2]) and "cron" in args[2:]:
+            runs.append(pid)
+    return runs
+
+
+def _other_sshd_running() -> bool:
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                exe = os.readlink(f"/proc/{entry.name}/exe")
+            except OSError:
+                continue
+            if exe.endswith("/sshd") and pid_alive(int(entry.name)):
+                return True
+    return False
+
+
+def _port_taken(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=1.0):
+            return True
+    except OSError:
+        return False

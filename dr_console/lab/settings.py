@@ -1,0 +1,189 @@
+"""Where and as whom a lab runs. Every value is a setting, so two labs can run side by side.
+
+The defaults are the reference deployment on loopback: pgserver 127.0.0.2, bserver 127.0.0.3,
+geobserver 127.0.0.4, a private sshd on port 2222 and PostgreSQL on 5433. The PostgreSQL
+superuser role that Barman uses has the same name as the Barman OS user, as in the reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dr_console.lab.errors import LabError
+
+# The ssh aliases every lab user knows (in its ~/.ssh/config); the console config uses addresses.
+PG_HOST = "pgserver"
+PRIMARY_NODE = "bserver"
+PASSIVE_NODE = "geobserver"
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
+_ROLE = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
+# Paths end up inside postgresql.conf quotes, ssh configs and barman configs: keep them plain.
+_PATH = re.compile(r"^/[A-Za-z0-9._/+-]*$")
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    base_dir: Path = Path("/var/tmp/drconsole-lab")
+    pg_address: str = "127.0.0.2"
+    bserver_address: str = "127.0.0.3"
+    geo_address: str = "127.0.0.4"
+    ssh_port: int = 2222
+    pg_port: int = 5433
+    pg_user: str = "drlab-postgres"
+    barman_user: str = "drlab-bmuser"
+    geo_user: str = "drlab-geobmuser"
+    monitor_role: str = "drconsole_monitor"
+    cron_interval: float = 15.0
+    barman_version: str = "3.19.1"
+    server_name: str = "pgserver"
+    pg_bindir: Path = Path("/usr/lib/postgresql/15/bin")
+
+    # --- derived names and paths -------------------------------------------------------------
+
+    @property
+    def barman_role(self) -> str:
+        return self.barman_user
+
+    @property
+    def users(self) -> tuple[str, str, str]:
+        return (self.pg_user, self.barman_user, self.geo_user)
+
+    @property
+    def addresses(self) -> tuple[str, str, str]:
+        return (self.pg_address, self.bserver_address, self.geo_address)
+
+    @property
+    def host_addresses(self) -> dict[str, str]:
+        return {
+            PG_HOST: self.pg_address,
+            PRIMARY_NODE: self.bserver_address,
+            PASSIVE_NODE: self.geo_address,
+        }
+
+    @property
+    def host_users(self) -> dict[str, str]:
+        return {PG_HOST: self.pg_user, PRIMARY_NODE: self.barman_user, PASSIVE_NODE: self.geo_user}
+
+    @property
+    def state_file(self) -> Path:
+        return self.base_dir / "lab.json"
+
+    @property
+    def config_path(self) -> Path:
+        return self.base_dir / "drconsole.toml"
+
+    @property
+    def home_root(self) -> Path:
+        return self.base_dir / "home"
+
+    def home_of(self, user: str) -> Path:
+        return self.home_root / user
+
+    @property
+    def sshd_dir(self) -> Path:
+        return self.base_dir / "sshd"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.base_dir / "run"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.base_dir / "bin"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.base_dir / "pg"
+
+    @property
+    def pg_data(self) -> Path:
+        return self.pg_dir / "data"
+
+    @property
+    def pg_log(self) -> Path:
+        return self.pg_dir / "log" / "postgresql.log"
+
+    @property
+    def console_dir(self) -> Path:
+        return self.base_dir / "console"
+
+    # --- construction ------------------------------------------------------------------------
+
+    def with_address_base(self, first: str) -> LabSettings:
+        """pgserver at FIRST, bserver at FIRST+1, geobserver at FIRST+2."""
+        try:
+            ip = ipaddress.IPv4Address(first)
+        except ValueError as exc:
+            raise LabError(f"--address-base {first!r} is not an IPv4 address") from exc
+        return dataclasses.replace(
+            self, pg_address=str(ip), bserver_address=str(ip + 1), geo_address=str(ip + 2)
+        )
+
+    def with_user_prefix(self, prefix: str) -> LabSettings:
+        """PREFIX-postgres, PREFIX-bmuser, PREFIX-geobmuser (the default prefix is drlab)."""
+        return dataclasses.replace(
+            self,
+            pg_user=f"{prefix}-postgres",
+            barman_user=f"{prefix}-bmuser",
+            geo_user=f"{prefix}-geobmuser",
+        )
+
+    def validate(self) -> LabSettings:
+        """Raise LabError naming the first bad setting; return self for chaining."""
+        for name in ("base_dir", "pg_bindir"):
+            value = str(getattr(self, name))
+            if not _PATH.match(value) or "/../" in value + "/" or value.rstrip("/") == "":
+                raise LabError(f"{name}: {value!r} must be an absolute path of plain characters")
+        for name in ("pg_address", "bserver_address", "geo_address"):
+            value = getattr(self, name)
+            try:
+                ip = ipaddress.IPv4Address(value)
+            except ValueError as exc:
+                raise LabError(f"{name}: {value!r} is not an IPv4 address") from exc
+            if not ip.is_loopback:
+                raise LabError(f"{name}: {value} is not a loopback address (127.0.0.0/8)")
+            if value == "127.0.0.1":
+                raise LabError(f"{name}: use a dedicated loopback address, not 127.0.0.1")
+        if len(set(self.addresses)) != 3:
+            raise LabError("the three lab addresses must differ")
+        for name in ("ssh_port", "pg_port"):
+            port = getattr(self, name)
+            if not isinstance(port, int) or not 1024 <= port <= 65535:
+                raise LabError(f"{name}: {port!r} must be a port number between 1024 and 65535")
+        for name in ("pg_user", "barman_user", "geo_user"):
+            if not _NAME.match(getattr(self, name)):
+                raise LabError(f"{name}: {getattr(self, name)!r} is not a valid user name")
+        if len(set(self.users)) != 3:
+            raise LabError("the three lab users must differ")
+        for name in ("monitor_role", "server_name"):
+            if not _ROLE.match(getattr(self, name)):
+                raise LabError(f"{name}: {getattr(self, name)!r} is not a valid name")
+        if not 1 <= self.cron_interval <= 3600:
+            raise LabError(f"cron_interval: {self.cron_interval!r} must be 1..3600 seconds")
+        if not re.match(r"^\d+\.\d+\.\d+$", self.barman_version):
+            raise LabError(f"barman_version: {self.barman_version!r} is not X.Y.Z")
+        return self
+
+    # --- persistence (lab.json) ----------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LabSettings:
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name in data:
+                value = data[f.name]
+                kwargs[f.name] = Path(value) if f.name in ("base_dir", "pg_bindir") else value
+        return cls(**kwargs).validate()

@@ -1,0 +1,47 @@
+"""Which Barman the lab runs: the running interpreter's venv when every lab user can execute it,
+otherwise a venv of its own in <base>/venv built the way that works (FINDINGS P1-P3)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dr_console.lab.errors import LabError
+from dr_console.lab.proc import Account, run
+from dr_console.lab.settings import LabSettings
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def usable_by(venv: Path, accounts: Sequence[Account], version: str) -> bool:
+    """True when each account can run VENV's barman and it reports VERSION."""
+    barman = venv / "bin" / "barman"
+    if not barman.exists():
+        return False
+    for account in accounts:
+        cp = run([str(barman), "--version"], timeout=60, account=account, check=False)
+        if cp.returncode != 0 or version not in (cp.stdout + cp.stderr):
+            return False
+    return True
+
+
+def ensure(settings: LabSettings, accounts: Sequence[Account]) -> tuple[Path, bool]:
+    """(venv path, whether the lab created it)."""
+    current = Path(sys.prefix)
+    if usable_by(current, accounts, settings.barman_version):
+        return current, False
+    own = settings.base_dir / "venv"
+    if usable_by(own, accounts, settings.barman_version):
+        return own, True
+    if not Path(SYSTEM_PYTHON).exists():
+        raise LabError(f"{SYSTEM_PYTHON} is missing; install python3-venv (see README)")
+    run([SYSTEM_PYTHON, "-m", "venv", "--clear", str(own)], timeout=180)
+    pip = [str(own / "bin" / "python"), "-m", "pip", "install", "-q"]
+    # psycopg2-binary first and barman without deps: pip would compile psycopg2 (FINDINGS P2).
+    run([*pip, "psycopg2-binary", "python-dateutil"], timeout=600)
+    run([*pip, "--no-deps", f"barman=={settings.barman_version}"], timeout=600)
+    own.chmod(0o755)
+    if not usable_by(own, accounts, settings.barman_version):
+        raise LabError(f"{own}: barman {settings.barman_version} installed but not runnable")
+    return own, True
