@@ -7,7 +7,7 @@ VENV ?= .venv
 BASE_PYTHON ?= /usr/bin/python3
 BARMAN_VERSION ?= 3.19.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_PACKAGES := postgresql-15 openssh-server openssh-client rsync python3-venv python3-dev libpq5 procps
+SYSTEM_PACKAGES := postgresql-15 openssh-server openssh-client rsync python3-venv python3-dev libpq5 procps iproute2 util-linux
 PYTEST_ARGS ?=
 
 .PHONY: demo test system-deps venv lint clean-venv recordings bench

@@ -81,6 +81,10 @@ class SshTransport(Transport):
             except TimeoutError:
                 await _stop(proc)
                 raise CommandTimeout(timeout_message(args, timeout, self.name)) from None
+            except (asyncssh.Error, OSError):
+                # the connection died under the command (sshd killed, network cut)
+                await _stop(proc)
+                raise TransportError(self._lost_message(args)) from None
             except BaseException:
                 await _stop(proc)
                 raise
@@ -118,6 +122,8 @@ class SshTransport(Transport):
             except TimeoutError:
                 assert timeout is not None
                 raise CommandTimeout(timeout_message(stream.argv, timeout, self.name)) from None
+            except (asyncssh.Error, OSError):
+                raise TransportError(self._lost_message(stream.argv)) from None
             finally:
                 if proc.returncode is None:
                     await _stop(proc)
@@ -323,7 +329,7 @@ async def _stop(proc: _Process) -> None:
     for signame in ("TERM", "KILL"):
         try:
             proc.send_signal(signame)
-        except OSError:
+        except (OSError, asyncssh.Error):
             break  # the channel is already closed
         with contextlib.suppress(TimeoutError, asyncssh.Error, OSError):
             await asyncio.wait_for(proc.wait_closed(), _TERM_GRACE)

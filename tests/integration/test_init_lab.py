@@ -17,6 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def _init(lab: Lab, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    s = lab.settings
     return subprocess.run(
         [
             sys.executable,
@@ -24,9 +25,9 @@ def _init(lab: Lab, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
             "dr_console.cli",
             "init",
             "--node",
-            "bserver=drlab-bmuser@127.0.0.3:2222",
+            f"bserver={s.barman_user}@{s.bserver_address}:{s.ssh_port}",
             "--node",
-            "geobserver=drlab-geobmuser@127.0.0.4:2222",
+            f"geobserver={s.geo_user}@{s.geo_address}:{s.ssh_port}",
             "--site",
             "bserver=Site-X",
             "--site",
@@ -57,10 +58,11 @@ def test_init_discovers_roles_and_writes_a_config_that_loads_back(lab: Lab, tmp_
     assert nodes["bserver"].role is NodeRole.PRIMARY
     assert nodes["geobserver"].role is NodeRole.PASSIVE
     assert nodes["geobserver"].primary == "bserver"
-    assert nodes["bserver"].ssh is not None and nodes["bserver"].ssh.port == 2222
+    assert nodes["bserver"].ssh is not None and nodes["bserver"].ssh.port == lab.settings.ssh_port
     server = config.server("pgserver")
     assert server is not None and server.conninfo is not None
-    assert "password" not in server.conninfo and "host=127.0.0.2" in server.conninfo
+    assert "password" not in server.conninfo
+    assert f"host={lab.settings.pg_address}" in server.conninfo
 
     # what was written loads back identically, and a second run refuses to overwrite it
     again = _init(lab, tmp_path / "second.toml")
@@ -81,7 +83,7 @@ def test_init_reports_an_unreachable_node_without_writing(tmp_path: Path, lab: L
             "dr_console.cli",
             "init",
             "--node",
-            "bserver=drlab-bmuser@127.0.0.3:2299",
+            f"bserver={lab.settings.barman_user}@{lab.settings.bserver_address}:1",
             "--known-hosts",
             str(lab.console_known_hosts),
             "-o",
