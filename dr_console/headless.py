@@ -168,11 +168,11 @@ Runner = Callable[[argparse.Namespace, Config, TextIO], int]
 
 def _runners() -> dict[str, Runner]:
     runners: dict[str, Runner] = {"check": run_check, "status": run_status}
-    try:
-        from dr_console.headless_ops import OPERATION_RUNNERS
-    except ImportError:  # operations not built in this installation
-        return runners
+    from dr_console.headless_ops import OPERATION_RUNNERS
+    from dr_console.headless_recovery import RECOVERY_RUNNERS
+
     runners.update(OPERATION_RUNNERS)
+    runners.update(RECOVERY_RUNNERS)
     return runners
 
 
