@@ -64,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-action", choices=("promote", "pause", "shutdown"), help="after the target"
     )
     parser.add_argument("--verify", metavar="SQL", help="drill: verification query")
+    parser.add_argument(
+        "--backup", metavar="ID", help="recover: this backup instead of the automatic choice"
+    )
+    parser.add_argument(
+        "--copy-wal",
+        action="store_true",
+        help="recover: copy WAL into the destination (no get-wal)",
+    )
+    parser.add_argument("--standby", action="store_true", help="recover: as a standby")
+    parser.add_argument("--jobs", type=int, metavar="N", help="recover: parallel copy jobs")
     parser.add_argument("--yes", action="store_true", help="confirm a destructive operation")
     parser.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="overall timeout for a headless command"
