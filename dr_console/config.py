@@ -152,6 +152,7 @@ SERVER_KEYS = ("name", "conninfo", "nodes", "verify_sql", "thresholds")
 TOP_KEYS = ("console", "nodes", "servers")
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_EXECUTABLE_RE = re.compile(r"[A-Za-z0-9_./+][A-Za-z0-9_./+-]*")  # never starts with '-'
 _SSH_WORD_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # user or host: never starts with '-'
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -506,6 +507,7 @@ class _Parser:
         for key in ("site", "barman", "barman_config", "job_dir"):
             if key in raw:
                 kwargs[key] = self.string((*path, key), raw[key])
+        self.node_commands(path, kwargs)
         if "primary" in raw:
             kwargs["primary"] = self.name((*path, "primary"), raw["primary"], "node")
         if "servers" in raw:
@@ -516,6 +518,23 @@ class _Parser:
             )
         kwargs["ssh"] = self.ssh(path, raw)
         return NodeConfig(**kwargs)
+
+    def node_commands(self, path: KeyPath, kwargs: dict[str, Any]) -> None:
+        """Settings that end up on the node's command lines: refused here, not at the first poll."""
+        barman = kwargs.get("barman")
+        if barman is not None and (
+            not _EXECUTABLE_RE.fullmatch(barman) or ("/" in barman and barman[0] != "/")
+        ):
+            self.fail(
+                (*path, "barman"),
+                f"{barman!r} must be a plain command name or an absolute path",
+            )
+        config_file = kwargs.get("barman_config")
+        if config_file is not None and not config_file.startswith("/"):
+            self.fail((*path, "barman_config"), f"{config_file!r} must be an absolute path")
+        job_dir = kwargs.get("job_dir")
+        if job_dir is not None and not (job_dir[0] == "/" or job_dir == "~" or job_dir[:2] == "~/"):
+            self.fail((*path, "job_dir"), f"{job_dir!r} must be absolute or start with '~/'")
 
     def ssh(self, path: KeyPath, raw: dict[str, Any]) -> SshSpec | None:
         if "ssh" not in raw:

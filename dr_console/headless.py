@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from dr_console.config import Config, ConfigError
 from dr_console.core import checks as checks_mod
 from dr_console.core.collector import Collector
+from dr_console.core.validation import UnsafeValue
 from dr_console.headless_output import (
     check_json,
     check_nagios,
@@ -188,6 +189,9 @@ def run_headless(args: argparse.Namespace) -> int:
     except HeadlessError as exc:
         _err(str(exc))
         return exc.exit_code
+    except UnsafeValue as exc:  # a value refused before any command ran
+        _err(f"refused: {exc}")
+        return EXIT_UNKNOWN
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

@@ -82,6 +82,11 @@ def evaluate_node(node: NodeSnapshot, fleet: FleetSnapshot, config: Config) -> l
 def evaluate_server(
     server: ServerSnapshot, fleet: FleetSnapshot, config: Config
 ) -> list[CheckResult]:
+    node = fleet.nodes.get(server.node)
+    if node is not None and not node.reachable:
+        # The figures are the last good ones: judging them would call a dead node healthy.
+        error = node.error or "node unreachable"
+        return [CheckResult(server.node, server.server, NODE_REACHABLE, Health.UNKNOWN, error)]
     limits = config.thresholds_for(server.server)
     now = fleet.taken_at
     results: list[CheckResult] = []

@@ -29,6 +29,10 @@ JOURNAL_FILE = "journal.jsonl"
 _SECRET_MARKERS = ("password=", "passwd=", "pgpassword")
 
 
+# Room an operation needs in the journal (its events are a few hundred bytes each).
+MIN_FREE_BYTES = 16 * 1024
+
+
 class JournalError(Exception):
     """The journal could not be written or read; the message is meant for the user."""
 
@@ -170,8 +174,21 @@ class Journal:
             os.close(fd)  # also releases the flock
 
     def check_writable(self) -> None:
-        """Create the journal if needed and make sure it can be opened for appending."""
-        os.close(self._open())
+        """Create the journal if needed, make sure it can be opened for appending and that its
+        file system has room for the records of an operation (a full disk is refused up front,
+        not found out once the operation runs unrecorded)."""
+        fd = self._open()
+        try:
+            st = os.fstatvfs(fd)
+        except OSError:
+            st = None
+        finally:
+            os.close(fd)
+        if st is not None and st.f_bavail * st.f_frsize < MIN_FREE_BYTES:
+            raise JournalError(
+                f"could not write the journal {self.path}: {os.strerror(errno.ENOSPC)} "
+                f"({st.f_bavail * st.f_frsize} bytes free)"
+            )
 
     def _open(self) -> int:
         try:

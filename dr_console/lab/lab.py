@@ -160,6 +160,20 @@ class Lab:
     def sshd_start(self) -> None:
         sshd.start(self.settings, self.venv_bin)
 
+    def sshd_stop_node(self, node: str) -> None:
+        """Stop the sshd of one lab host (pgserver, bserver or geobserver) and its sessions;
+        the other two keep serving."""
+        sshd.stop(self.settings, self._address_of(node))
+
+    def sshd_start_node(self, node: str) -> None:
+        sshd.start(self.settings, self.venv_bin, self._address_of(node))
+
+    def _address_of(self, node: str) -> str:
+        if node not in self.settings.host_addresses:
+            hosts = ", ".join(self.settings.host_addresses)
+            raise LabError(f"{node!r} is not a lab host ({hosts})")
+        return self.settings.host_addresses[node]
+
     # --- up ------------------------------------------------------------------------------------
 
     def up(self) -> Path:

@@ -1,6 +1,7 @@
 """The lab's private sshd and the ssh keys, client configs and known_hosts around it.
 
-The sshd has its own host key in <base>/sshd and listens only on the lab's loopback addresses.
+The sshd (one daemon per lab address, so one node can lose its sshd alone) has its own host key
+in <base>/sshd and listens only on the lab's loopback addresses.
 Every lab user gets ~/.ssh/config with the aliases pgserver / bserver / geobserver and a
 known_hosts that already holds the lab host key, so nothing is trusted on first use. Remote
 commands find a bare `barman` through `SetEnv PATH=…` (FINDINGS P5), which `up` verifies.
@@ -33,14 +34,6 @@ PRIVSEP_DIR = Path("/run/sshd")
 
 def host_key(settings: LabSettings) -> Path:
     return settings.sshd_dir / "ssh_host_ed25519_key"
-
-
-def config_file(settings: LabSettings) -> Path:
-    return settings.sshd_dir / "sshd_config"
-
-
-def pid_file(settings: LabSettings) -> Path:
-    return settings.sshd_dir / "sshd.pid"
 
 
 def console_key(settings: LabSettings) -> Path:
@@ -139,16 +132,28 @@ def write_console_files(settings: LabSettings) -> str:
     return pub
 
 
-# --- the daemon ------------------------------------------------------------------------------
+# --- the daemons: one per lab address, so that one node's sshd can stop alone ----------------
 
 
-def config_text(settings: LabSettings, venv_bin: Path) -> str:
-    listen = "".join(f"ListenAddress {a}:{settings.ssh_port}\n" for a in settings.addresses)
+def config_file(settings: LabSettings, address: str) -> Path:
+    return settings.sshd_dir / f"sshd_config-{address}"
+
+
+def pid_file(settings: LabSettings, address: str) -> Path:
+    return settings.sshd_dir / f"sshd-{address}.pid"
+
+
+def _legacy_files(settings: LabSettings) -> tuple[Path, Path]:
+    """Config and pid file of the single sshd that older labs ran for all three addresses."""
+    return settings.sshd_dir / "sshd_config", settings.sshd_dir / "sshd.pid"
+
+
+def config_text(settings: LabSettings, venv_bin: Path, address: str) -> str:
     return (
-        "# private sshd of `drconsole lab` (the system sshd is not involved)\n"
-        f"{listen}"
+        f"# private sshd of `drconsole lab` for {address} (the system sshd is not involved)\n"
+        f"ListenAddress {address}:{settings.ssh_port}\n"
         f"HostKey {host_key(settings)}\n"
-        f"PidFile {pid_file(settings)}\n"
+        f"PidFile {pid_file(settings, address)}\n"
         "AuthorizedKeysFile .ssh/authorized_keys\n"
         "PubkeyAuthentication yes\n"
         "PasswordAuthentication no\n"
@@ -168,16 +173,26 @@ def config_text(settings: LabSettings, venv_bin: Path) -> str:
     )
 
 
-def running_pid(settings: LabSettings) -> int | None:
-    """The pid of this lab's sshd, or None (a recycled pid is not mistaken for it)."""
-    pid = read_pidfile(pid_file(settings))
+def _daemon_pid(pidfile: Path, config: Path) -> int | None:
+    pid = read_pidfile(pidfile)
     if pid is None or not pid_alive(pid):
         return None
     # sshd rewrites its argv into one title: "sshd: /usr/sbin/sshd -f CONFIG [listener] …".
     title = " ".join(cmdline(pid))
-    if "sshd" not in title or f"-f {config_file(settings)}" not in title:
+    if "sshd" not in title or f"-f {config}" not in title:
         return None
     return pid
+
+
+def address_pid(settings: LabSettings, address: str) -> int | None:
+    """The pid of the lab sshd for ADDRESS, or None (a recycled pid is not mistaken for it)."""
+    return _daemon_pid(pid_file(settings, address), config_file(settings, address))
+
+
+def running_pid(settings: LabSettings) -> int | None:
+    """The pid of the first lab sshd when all of them run, else None."""
+    pids = [address_pid(settings, a) for a in settings.addresses]
+    return pids[0] if all(pids) else None
 
 
 def listening(address: str, port: int) -> bool:
@@ -189,48 +204,75 @@ def listening(address: str, port: int) -> bool:
         return False
 
 
-def start(settings: LabSettings, venv_bin: Path) -> bool:
-    """Write the config and start the daemon unless it runs with that config; True if started.
+def _targets(settings: LabSettings, address: str | None) -> tuple[str, ...]:
+    if address is None:
+        return settings.addresses
+    if address not in settings.addresses:
+        raise LabError(f"{address} is not a lab address ({', '.join(settings.addresses)})")
+    return (address,)
 
-    A changed config is applied by restarting the daemon."""
-    cfg = config_file(settings)
-    text = config_text(settings, venv_bin)
-    changed = not cfg.exists() or cfg.read_text(encoding="utf-8") != text
-    if changed:
-        cfg.write_text(text, encoding="utf-8")
-    pid = running_pid(settings)
-    if pid is not None and not changed:
-        return False
-    if pid is not None:
-        stop(settings)
-    for address in settings.addresses:
-        if listening(address, settings.ssh_port):
+
+def start(settings: LabSettings, venv_bin: Path, address: str | None = None) -> bool:
+    """Write the configs and start each daemon (all, or ADDRESS's) unless it runs with its
+    config; True if one was started. A changed config is applied by restarting that daemon."""
+    _stop_legacy(settings)
+    started = False
+    for addr in _targets(settings, address):
+        cfg = config_file(settings, addr)
+        text = config_text(settings, venv_bin, addr)
+        changed = not cfg.exists() or cfg.read_text(encoding="utf-8") != text
+        if changed:
+            cfg.write_text(text, encoding="utf-8")
+        pid = address_pid(settings, addr)
+        if pid is not None and not changed:
+            continue
+        if pid is not None:
+            stop(settings, addr)
+        if listening(addr, settings.ssh_port):
             raise LabError(
-                f"{address}:{settings.ssh_port} is already taken by another program; "
+                f"{addr}:{settings.ssh_port} is already taken by another program; "
                 "choose another --ssh-port"
             )
-    run([SSHD, "-t", "-f", str(cfg)], timeout=30)
-    run([SSHD, "-f", str(cfg), "-E", str(settings.sshd_dir / "sshd.log")], timeout=30,
-        capture=False)
+        run([SSHD, "-t", "-f", str(cfg)], timeout=30)
+        run([SSHD, "-f", str(cfg), "-E", str(settings.sshd_dir / "sshd.log")], timeout=30,
+            capture=False)
+        started = True
+    targets = _targets(settings, address)
     wait_until(
         f"the lab sshd on port {settings.ssh_port}",
-        lambda: all(listening(a, settings.ssh_port) for a in settings.addresses),
+        lambda: all(listening(a, settings.ssh_port) for a in targets),
         timeout=15,
     )
-    return True
+    return started
 
 
-def stop(settings: LabSettings) -> None:
-    pid = running_pid(settings)
-    if pid is not None:
-        # Open sessions outlive the listener; their root-owned monitors are its children.
-        left = terminate([pid, *children_of(pid)], grace=10)
-        if left:
-            raise LabError(f"the lab sshd (pid {pid}) does not stop")
-    pid_file(settings).unlink(missing_ok=True)
+def stop(settings: LabSettings, address: str | None = None) -> None:
+    """Stop the daemons (all, or ADDRESS's) with the sessions they serve."""
+    targets = _targets(settings, address)
+    if address is None:
+        _stop_legacy(settings)
+    for addr in targets:
+        _terminate(address_pid(settings, addr), f"the lab sshd for {addr}")
+        pid_file(settings, addr).unlink(missing_ok=True)
     # Give the kernel a moment to release the listening sockets before anything probes them.
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(
-        listening(a, settings.ssh_port) for a in settings.addresses
+        listening(a, settings.ssh_port) for a in targets
     ):
         time.sleep(0.1)
+
+
+def _terminate(pid: int | None, what: str) -> None:
+    if pid is None:
+        return
+    # Open sessions outlive the listener; their root-owned monitors are its children.
+    left = terminate([pid, *children_of(pid)], grace=10)
+    if left:
+        raise LabError(f"{what} (pid {pid}) does not stop")
+
+
+def _stop_legacy(settings: LabSettings) -> None:
+    config, pidfile = _legacy_files(settings)
+    _terminate(_daemon_pid(pidfile, config), "the lab sshd")
+    pidfile.unlink(missing_ok=True)
+    config.unlink(missing_ok=True)

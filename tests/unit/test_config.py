@@ -623,6 +623,7 @@ TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max
 SECONDS = st.one_of(
     st.integers(0, 10**7).map(float), st.floats(0, 1e9, allow_nan=False, allow_infinity=False)
 )
+ABSOLUTE = st.from_regex(r"/[A-Za-z0-9_./+-]{0,20}", fullmatch=True)  # values for command lines
 POSITIVE = st.floats(1e-3, 1e6, allow_nan=False, allow_infinity=False)
 SIZES = st.one_of(st.integers(0, 2**40), st.integers(0, 1024).map(lambda n: n * 1024**2))
 
@@ -670,9 +671,9 @@ def configs(draw: st.DrawFn) -> Config:
                 site=draw(st.none() | TEXT),
                 ssh=ssh,
                 primary=draw(st.sampled_from(primaries)) if role is NodeRole.PASSIVE else None,
-                barman=draw(st.just("barman") | TEXT),
-                barman_config=draw(st.none() | TEXT),
-                job_dir=draw(st.just("~/.drconsole/jobs") | TEXT),
+                barman=draw(st.just("barman") | ABSOLUTE),
+                barman_config=draw(st.none() | ABSOLUTE),
+                job_dir=draw(st.just("~/.drconsole/jobs") | ABSOLUTE),
                 servers=tuple(draw(st.lists(NAMES.filter(_server_name), unique=True, max_size=3))),
                 command_timeout=draw(st.none() | POSITIVE),
             )
