@@ -100,9 +100,14 @@ class Transport(abc.ABC):
         self, argv: Sequence[str], timeout: float, stdin: str | None = None
     ) -> CommandResult: ...
 
-    @abc.abstractmethod
     def stream(self, argv: Sequence[str], timeout: float | None = None) -> LineStream:
         """Yield output lines (stdout and stderr merged) as they come; cancellable."""
+        args = check_argv(argv)
+        return LineStream(args, lambda stream: self._lines(stream, timeout))
+
+    @abc.abstractmethod
+    def _lines(self, stream: LineStream, timeout: float | None) -> AsyncGenerator[str, None]:
+        """The lines of `stream.argv` as it runs; sets stream.returncode when it ends."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -99,10 +99,6 @@ class SshTransport(Transport):
             elapsed=time.monotonic() - started,
         )
 
-    def stream(self, argv: Sequence[str], timeout: float | None = None) -> LineStream:
-        args = check_argv(argv)
-        return LineStream(args, lambda stream: self._lines(stream, timeout))
-
     async def _lines(self, stream: LineStream, timeout: float | None) -> AsyncGenerator[str, None]:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
