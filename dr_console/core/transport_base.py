@@ -105,9 +105,12 @@ class Transport(abc.ABC):
         args = check_argv(argv)
         return LineStream(args, lambda stream: self._lines(stream, timeout))
 
-    @abc.abstractmethod
     def _lines(self, stream: LineStream, timeout: float | None) -> AsyncGenerator[str, None]:
-        """The lines of `stream.argv` as it runs; sets stream.returncode when it ends."""
+        """The lines of `stream.argv` as it runs; sets stream.returncode when it ends.
+
+        Implement this, or override stream() altogether (a transport that relays to another).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot stream")
 
     @abc.abstractmethod
     async def close(self) -> None: ...
