@@ -6,10 +6,16 @@ Cost model (FINDINGS §4: every barman call is a ~0.25 s Python start-up):
   PostgreSQL server one probe on a pooled connection. Nodes are polled concurrently; a slow
   or dead node only delays itself up to its timeout, and its failure becomes an error inside
   the snapshot.
-- slow cycle (every console.slow_refresh_interval, or forced): `status all`, `list-backups all`
-  and `check all`; `show-servers all` (layout and settings) when the layout is older than
-  LAYOUT_MAX_AGE or unknown.
-- on change: `list-backups all` again when the backup metadata signature of a server changed.
+- slow cycle (every console.slow_refresh_interval, or forced): `status` and `list-backups` for
+  all the node's servers in one process each; `check` on its own, slower cadence (check_interval,
+  default CHECK_EVERY slow cycles: on 30 servers it costs more than everything else together);
+  `show-servers` (layout and settings) when the layout is older than LAYOUT_MAX_AGE or unknown.
+  In a forced round someone waits: `check` is then split over CHECK_SHARDS processes.
+  Servers are named `all`, or the node's configured `servers` list when it has one.
+- on change: `list-backups` again when the backup metadata signature of a server changed.
+A periodic slow round runs in the background, one at a time per node: a node whose Barman is
+slow never delays the fast facts of the others (nor its own). A forced cycle, or a node's first,
+waits for it; an on-change catalogue refresh is waited for at most CHANGE_PATIENCE seconds.
 Geo-replica state is computed by comparing a passive node's files with its primary's.
 """
 
@@ -54,6 +60,10 @@ from dr_console.models import (
 )
 
 LAYOUT_MAX_AGE = 600.0  # seconds between show-servers calls (server set and directories)
+CHECK_EVERY = 5  # default check cadence: every 5th slow cycle (5 min at the default 60 s)
+CHECK_SHARDS = 3  # concurrent `check` processes in a forced round (see _refresh_checks)
+CHECK_SHARD_MIN = 9  # ... from this many servers on a node
+CHANGE_PATIENCE = 5.0  # seconds a cycle waits for an on-change list-backups, then moves on
 SYNC_PROCESS_NAMES = frozenset({"sync-backup", "sync-wal", "sync-wals"})
 
 T = TypeVar("T")
@@ -99,6 +109,9 @@ class _NodeState:
     checks_error: str | None = None
     slow_at: float | None = None
     meta_signatures: dict[str, str | None] = field(default_factory=dict)
+    check_at: float | None = None  # monotonic start of the last check refresh
+    catalogue_dirty: bool = False  # backup metadata changed since list-backups last started
+    background: asyncio.Task[None] | None = None  # the node's slow round or catalogue refresh
     facts: NodeFileFacts | None = None
     facts_at: datetime | None = None
     processes: dict[str, tuple[BarmanProcess, ...]] = field(default_factory=dict)
@@ -127,10 +140,16 @@ class Collector:
         now: Callable[[], datetime] = utcnow,
         transport_factory: Callable[[NodeConfig], Transport] | None = None,
         prober: PostgresProber | None = None,
+        check_interval: float | None = None,
     ) -> None:
         self.config = config
         self._now = now
         console = config.console
+        self.check_interval = (
+            check_interval
+            if check_interval is not None
+            else console.slow_refresh_interval * CHECK_EVERY
+        )
         factory = transport_factory or (
             lambda node: open_transport(node, connect_timeout=console.connect_timeout)
         )
@@ -182,6 +201,10 @@ class Collector:
         return await state.barman.show_backup(server, backup_id)
 
     async def close(self) -> None:
+        tasks = [s.background for s in self._nodes.values() if s.background is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(
             *(state.transport.close() for state in self._nodes.values()),
             self._prober.close(),
@@ -204,27 +227,50 @@ class Collector:
 
     async def _poll_node_inner(self, state: _NodeState, force_slow: bool) -> None:
         monotonic = time.monotonic()
-        if state.layout_at is None or monotonic - state.layout_at > LAYOUT_MAX_AGE:
-            await self._refresh_layout(state)
+        first = state.slow_at is None
+        if force_slow or first:
+            # a forced or first round waits for the one in flight, then for its own
+            await self._settle_background(state)
+            if state.layout_at is None or monotonic - state.layout_at > LAYOUT_MAX_AGE:
+                await self._refresh_layout(state)
         if not state.layouts and state.layout_error:
             self._mark_unreachable(state, state.layout_error)
             return
-        slow_due = (
-            force_slow
-            or state.slow_at is None
-            or (monotonic - state.slow_at >= self.config.console.slow_refresh_interval)
-        )
+        slow_due = monotonic - (state.slow_at or 0.0) >= self.config.console.slow_refresh_interval
         round_ = await self._fast_round(state)
         if not round_.reachable:
             self._mark_unreachable(state, round_.error or "unreachable")
             return
-        changed = self._catalogue_changed(state)
-        if slow_due:
-            await self._slow_round(state)
+        if self._catalogue_changed(state):
+            state.catalogue_dirty = True
+        busy = state.background is not None and not state.background.done()
+        if force_slow or first:
             state.slow_at = monotonic
-        elif changed:
-            await self._refresh_backups(state)
+            await self._slow_round(state, with_check=True, waited_for=True)
+        elif slow_due and not busy:
+            state.slow_at = monotonic
+            check_due = monotonic - (state.check_at or 0.0) >= self.check_interval
+            state.background = asyncio.create_task(
+                self._in_background(state, self._slow_round(state, check_due))
+            )
+        elif state.catalogue_dirty and not busy:
+            state.background = asyncio.create_task(
+                self._in_background(state, self._refresh_backups(state))
+            )
+            await asyncio.wait({state.background}, timeout=CHANGE_PATIENCE)
         state.last = self._node_snapshot(state, round_)
+
+    async def _in_background(self, state: _NodeState, coro: Awaitable[None]) -> None:
+        try:
+            await asyncio.wait_for(coro, timeout=self._timeout(state) + 5.0)
+        except Exception as exc:  # nobody awaits this task: its failure goes into the snapshot
+            state.status_error = _describe(exc)
+
+    async def _settle_background(self, state: _NodeState) -> None:
+        task = state.background
+        if task is not None and not task.done():
+            # shielded: if this cycle times out, the round still finishes for the next one
+            await asyncio.shield(task)
 
     def _servers_for(self, state: _NodeState) -> list[str]:
         wanted = set(state.config.servers)
@@ -282,38 +328,66 @@ class Collector:
             state.meta_signatures[name] = facts.meta_signature
         return changed
 
-    async def _slow_round(self, state: _NodeState) -> None:
-        await asyncio.gather(
-            self._refresh_status(state),
-            self._refresh_backups(state),
-            self._refresh_checks(state),
-        )
+    async def _slow_round(
+        self, state: _NodeState, with_check: bool, *, waited_for: bool = False
+    ) -> None:
+        if state.layout_at is None or time.monotonic() - state.layout_at > LAYOUT_MAX_AGE:
+            await self._refresh_layout(state)
+        jobs = [self._refresh_status(state), self._refresh_backups(state)]
+        if with_check:
+            state.check_at = time.monotonic()
+            jobs.append(self._refresh_checks(state, waited_for=waited_for))
+        await asyncio.gather(*jobs)
+
+    def _barman_servers(self, state: _NodeState) -> list[str] | None:
+        """`all`, unless the node is restricted to some servers: then only those."""
+        if not state.config.servers:
+            return None
+        return self._servers_for(state) or list(state.config.servers)
 
     async def _refresh_status(self, state: _NodeState) -> None:
         self.stats.barman_calls += 1
         try:
-            state.statuses = dict(await state.barman.status(None))
+            state.statuses = dict(await state.barman.status(self._barman_servers(state)))
             state.status_error = None
         except (BarmanError, TransportError, OSError, TimeoutError) as exc:
             state.status_error = _describe(exc)
 
     async def _refresh_backups(self, state: _NodeState) -> None:
         self.stats.barman_calls += 1
+        state.catalogue_dirty = False
         try:
-            state.backups = dict(await state.barman.list_backups(None))
+            state.backups = dict(await state.barman.list_backups(self._barman_servers(state)))
             state.backups_at = self._now()
             state.backups_error = None
         except (BarmanError, TransportError, OSError, TimeoutError) as exc:
             state.backups_error = _describe(exc)
 
-    async def _refresh_checks(self, state: _NodeState) -> None:
-        self.stats.barman_calls += 1
-        try:
-            state.checks = dict(await state.barman.check(None))
+    async def _refresh_checks(self, state: _NodeState, *, waited_for: bool = False) -> None:
+        """One `check` process; when someone waits (a forced round) and there are many servers,
+        CHECK_SHARDS processes side by side: check spends much of its time waiting on
+        PostgreSQL and ssh, so wall time drops by about that factor for a few more start-ups."""
+        names = self._servers_for(state)
+        groups: list[list[str] | None] = [self._barman_servers(state)]
+        if waited_for and len(names) >= CHECK_SHARD_MIN:
+            groups = [names[i::CHECK_SHARDS] for i in range(CHECK_SHARDS)]
+        self.stats.barman_calls += len(groups)
+        results = await asyncio.gather(
+            *(state.barman.check(group) for group in groups), return_exceptions=True
+        )
+        checks: dict[str, tuple[BarmanCheck, ...]] = {}
+        errors = []
+        for result in results:
+            if isinstance(result, BarmanError | TransportError | OSError | TimeoutError):
+                errors.append(_describe(result))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                checks.update(result)
+        if checks or not errors:
+            state.checks = checks if not errors else {**state.checks, **checks}
             state.checks_at = self._now()
-            state.checks_error = None
-        except (BarmanError, TransportError, OSError, TimeoutError) as exc:
-            state.checks_error = _describe(exc)
+        state.checks_error = errors[0] if errors else None
 
     def _mark_unreachable(self, state: _NodeState, error: str) -> None:
         now = self._now()
