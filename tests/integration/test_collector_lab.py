@@ -27,6 +27,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_snapshot_matches_files_psql_and_barman(lab: Lab) -> None:
+    # An idle lab archives nothing: make the last WAL fresh so wal_age judges a working archive.
+    lab.barman("bserver", "switch-wal", "--force", "--archive", SERVER, json=False)
     # The lab is live (cron, streaming): bracket the collection between two readings.
     segments_before = xlogdb_segments(lab, "bserver")[-1]
     fleet = collect(lab.config_path)
