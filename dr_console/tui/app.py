@@ -16,9 +16,11 @@ from textual.timer import Timer
 
 from dr_console.config import Config
 from dr_console.core import fmt
+from dr_console.core.jobs import JobManager
 from dr_console.models import BackupDetail, FleetSnapshot, Health
 from dr_console.tui import keymap
 from dr_console.tui.commands import ActionsProvider
+from dr_console.tui.jobs_board import JobsBoard
 from dr_console.tui.messages import (
     BackupDetailFailed,
     BackupDetailReady,
@@ -26,10 +28,12 @@ from dr_console.tui.messages import (
     PollFinished,
     SnapshotReady,
 )
+from dr_console.tui.operations import OperationsMixin
 from dr_console.tui.screens.backup_detail import BackupDetailScreen
 from dr_console.tui.screens.base import ConsoleScreen
 from dr_console.tui.screens.fleet import FleetScreen
 from dr_console.tui.screens.help import HelpScreen
+from dr_console.tui.screens.jobs import JobsScreen
 from dr_console.tui.screens.server import ServerScreen
 from dr_console.tui.state import ConsoleState
 from dr_console.tui.themes import DEFAULT_THEME, ThemeSet, load_themes
@@ -57,7 +61,7 @@ def _error_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-class DrConsoleApp(App[int]):
+class DrConsoleApp(OperationsMixin):
     CSS_PATH = "app.tcss"
     TITLE = "drconsole"
     BINDINGS = keymap.bindings("app")
@@ -73,12 +77,17 @@ class DrConsoleApp(App[int]):
         readonly: bool = False,
         theme: str = DEFAULT_THEME,
         themes: ThemeSet | None = None,
+        jobs: JobManager | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.collector = collector
         self.now = now
         self.readonly = readonly
+        self.jobs = jobs  # None: no operations (and no jobs screen content)
+        self.board = JobsBoard()
+        self._scanning = False
+        self._reachable: dict[str, bool] = {}
         self.state = ConsoleState()
         self.paused = False
         self.interval = min(max(config.console.refresh_interval, MIN_INTERVAL), MAX_INTERVAL)
@@ -111,6 +120,7 @@ class DrConsoleApp(App[int]):
             )
         self.set_interval(1.0, self.refresh_views)
         self.request_poll(force_slow=True)
+        self.scan_jobs()  # re-attach: jobs still running on the nodes are followed again
 
     def set_keymap_overrides(self, overrides: dict[str, str]) -> list[str]:
         self._keymap_overrides = dict(overrides)
@@ -152,6 +162,7 @@ class DrConsoleApp(App[int]):
         self.polls += 1
         self.state.apply(message.fleet)
         self._evaluate(message.fleet)
+        self.after_snapshot(message.fleet)
         self.refresh_views()
 
     def _evaluate(self, fleet: FleetSnapshot) -> None:
@@ -196,6 +207,8 @@ class DrConsoleApp(App[int]):
 
     def _on_timer(self) -> None:
         self._timer = None
+        if not self.screen_stack:  # the app is closing: self.screen would raise
+            return
         if isinstance(self.screen, ModalScreen):
             self._arm_timer()  # a dialog is open: do not move the ground under the user
             return
@@ -261,6 +274,8 @@ class DrConsoleApp(App[int]):
             self.post_message(BackupDetailReady(detail))
 
     def _detail_screen(self, backup_id: str) -> BackupDetailScreen | None:
+        if not self.screen_stack:  # the app is closing
+            return None
         screen = self.screen
         if isinstance(screen, BackupDetailScreen) and screen.backup_id == backup_id:
             return screen
@@ -280,7 +295,11 @@ class DrConsoleApp(App[int]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self._keymap_overrides))
+            self.push_screen(HelpScreen(self._keymap_overrides, readonly=self.readonly))
+
+    def action_jobs(self) -> None:
+        if not isinstance(self.screen, JobsScreen):
+            self.push_screen(JobsScreen())
 
     def action_refresh(self) -> None:
         self.notify("refreshing (slow facts too)…", timeout=2)

@@ -1,4 +1,5 @@
-"""Command palette provider: every action of the keymap registry, plus one entry per theme."""
+"""Command palette provider: every action of the keymap registry that applies on the current
+screen (operations only where they apply, and never in read-only), plus one entry per theme."""
 
 from __future__ import annotations
 
@@ -21,12 +22,12 @@ class ActionsProvider(Provider):
         app = self.app
         assert isinstance(app, DrConsoleApp)
         screen = self.screen
-        scopes: set[str] = {"app", getattr(screen, "SCOPE", "")}
-        if not app.readonly:
-            scopes.add("operations")
+        scopes: set[str] = {"app", getattr(screen, "SCOPE", ""), *getattr(screen, "SCOPES", ())}
         found: list[tuple[str, Callable[[], object], str]] = []
         for spec in keymap.REGISTRY:
             if spec.scope not in scopes or spec.action == "command_palette":
+                continue
+            if spec.operation and app.readonly:
                 continue
             key = spec.key_display or spec.keys
             target = app if spec.scope == "app" else screen

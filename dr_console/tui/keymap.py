@@ -2,8 +2,9 @@
 
 Every binding has a stable id so users can rebind it (`apply_keymap`, later from config).
 Scopes say where a binding lives: "app" on the App, "fleet" / "server" on those screens.
-Operations (backup, switch-wal, recover) will register in scope "operations" (jobs issue);
-the palette offers them unless the console is read-only.
+Operations (scope "operations" on the server view, and the jobs screen's cancel) are marked
+`operation=True`: read-only removes them from the footer, help and palette, and their keys then
+only say "read-only" (a hidden twin binding, see `bindings`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any, Literal
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-Scope = Literal["app", "fleet", "server", "operations"]
+Scope = Literal["app", "fleet", "server", "operations", "jobs"]
+READONLY_SUFFIX = "-readonly"
+READONLY_ACTION = "readonly_refused"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class KeySpec:
     help: str
     show: bool = True
     key_display: str | None = None
+    operation: bool = False  # changes something on a node: removed by read-only
 
 
 REGISTRY: tuple[KeySpec, ...] = (
@@ -74,6 +78,78 @@ REGISTRY: tuple[KeySpec, ...] = (
         "server-pane-4", "4", "pane(4)", "geo", "server", "Jump to the geo-replica pane", False
     ),
     KeySpec("server-back", "escape", "back", "back", "server", "Back to the fleet", True, "esc"),
+    KeySpec("jobs", "j", "jobs", "jobs", "app", "Jobs on every node (running and finished)"),
+    KeySpec(
+        "op-backup",
+        "b",
+        "operate('backup')",
+        "backup",
+        "operations",
+        "Start a backup of this server (primary node only)",
+        operation=True,
+    ),
+    KeySpec(
+        "op-switch-wal",
+        "w",
+        "operate('switch-wal')",
+        "switch-wal",
+        "operations",
+        "switch-wal --force --archive: close the current WAL and wait for it (primary only)",
+        operation=True,
+    ),
+    KeySpec(
+        "op-cron",
+        "c",
+        "operate('cron')",
+        "cron",
+        "operations",
+        "Run barman cron on this server's node",
+        operation=True,
+    ),
+    KeySpec(
+        "op-keep",
+        "k",
+        "operate('keep')",
+        "keep",
+        "operations",
+        "Keep the selected backup (target full): retention never removes it",
+        False,
+        operation=True,
+    ),
+    KeySpec(
+        "op-release",
+        "u",
+        "operate('release')",
+        "release",
+        "operations",
+        "Release the keep annotation of the selected backup",
+        False,
+        operation=True,
+    ),
+    KeySpec(
+        "op-delete",
+        "D",
+        "operate('delete')",
+        "delete",
+        "operations",
+        "Delete the selected backup (type its id to confirm)",
+        False,
+        operation=True,
+    ),
+    KeySpec("jobs-open", "enter", "open_job", "log", "jobs", "Open the job's log from its start"),
+    KeySpec(
+        "jobs-tail", "e", "open_job(False)", "tail", "jobs", "Open the job's log at its last lines"
+    ),
+    KeySpec(
+        "jobs-cancel",
+        "x",
+        "cancel_job",
+        "cancel",
+        "jobs",
+        "Cancel the selected running job (type its server or node to confirm)",
+        operation=True,
+    ),
+    KeySpec("jobs-back", "escape", "back", "back", "jobs", "Back", True, "esc"),
 )
 
 
@@ -82,18 +158,37 @@ def specs(scope: Scope) -> list[KeySpec]:
 
 
 def bindings(scope: Scope) -> list[BindingType]:
-    return [
-        Binding(
-            s.keys,
-            s.action,
-            s.description,
-            show=s.show,
-            key_display=s.key_display,
-            id=s.id,
-            tooltip=s.help,
+    """The bindings of a scope. An operation also gets a hidden twin on the same key that only
+    says "read-only"; the screen's check_action enables exactly one of the two."""
+    out: list[BindingType] = []
+    for s in specs(scope):
+        out.append(
+            Binding(
+                s.keys,
+                s.action,
+                s.description,
+                show=s.show,
+                key_display=s.key_display,
+                id=s.id,
+                tooltip=s.help,
+            )
         )
-        for s in specs(scope)
-    ]
+        if s.operation:
+            out.append(
+                Binding(
+                    s.keys,
+                    f"{READONLY_ACTION}({s.description!r})",
+                    s.description,
+                    show=False,
+                    id=s.id + READONLY_SUFFIX,
+                )
+            )
+    return out
+
+
+def operation_actions() -> frozenset[str]:
+    """Action names (without parameters) of every operation: read-only disables them."""
+    return frozenset(s.action.split("(", 1)[0] for s in REGISTRY if s.operation)
 
 
 def known_ids() -> set[str]:
@@ -104,5 +199,9 @@ def apply_keymap(app: App[Any], overrides: Mapping[str, str]) -> list[str]:
     """Rebind keys by binding id; returns the problems (unknown ids), applying the rest."""
     ids = known_ids()
     problems = [f"keymap: unknown binding id {key!r}" for key in overrides if key not in ids]
-    app.set_keymap({k: v for k, v in overrides.items() if k in ids})
+    keymap = {k: v for k, v in overrides.items() if k in ids}
+    for spec in REGISTRY:  # an operation's read-only twin follows its key
+        if spec.operation and spec.id in keymap:
+            keymap[spec.id + READONLY_SUFFIX] = keymap[spec.id]
+    app.set_keymap(keymap)
     return problems

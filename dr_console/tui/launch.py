@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from dr_console.config import Config, ConfigError
+from dr_console.core.jobs import JobManager
 from dr_console.tui.app import DrConsoleApp, FleetSource, utcnow
 
 NO_CONFIG = (
@@ -24,18 +25,29 @@ def make_app(
     now: Callable[[], datetime] | None = None,
     readonly: bool | None = None,
     theme: str | None = None,
+    jobs: JobManager | None = None,
 ) -> DrConsoleApp:
-    """`readonly` / `theme` override the config only when given (None = not typed)."""
+    """`readonly` / `theme` override the config only when given (None = not typed).
+
+    Without `collector`, the real Collector is built, and (unless `jobs` is given) a JobManager
+    on the collector's pooled transports, journalling to console.journal_dir."""
     if collector is None:
         from dr_console.core.collector import Collector
 
-        collector = Collector(config, now=now or utcnow)
+        real = Collector(config, now=now or utcnow)
+        if jobs is None:
+            from dr_console.core.journal import Journal
+
+            transports = {node.name: real.transport(node.name) for node in config.nodes}
+            jobs = JobManager(transports, Journal(config.console.journal_dir), config)
+        collector = real
     return DrConsoleApp(
         config,
         collector,
         now=now or utcnow,
         readonly=config.console.readonly if readonly is None else readonly,
         theme=config.console.theme if theme is None else theme,
+        jobs=jobs,
     )
 
 

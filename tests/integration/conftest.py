@@ -3,8 +3,8 @@
 `lab` (session scope) is the DEFAULT lab (/var/tmp/drconsole-lab, 127.0.0.2-4, ports 2222/5433),
 or with DRCONSOLE_LAB_SLOT=N (N >= 4) a lab of its own (127.0.0.{10N+2}-{10N+4}, ports 2222+10N and
 5433+10N, users drlabN-…, /var/tmp/drconsole-lab-N) so that destructive tests can be developed
-side by side; it is brought up once per session; a lab that already runs is reused as it is. At the end of the
-session the lab is brought down only if this session built it, and never when
+side by side; it is brought up once per session; a lab that already runs is reused as it is.
+At the end of the session the lab is brought down only if this session built it, and never when
 DRCONSOLE_KEEP_LAB=1, so parallel sessions and a developer's running lab are left alone.
 Tests that pause cron (lab.pause_cron) or stop a component must restore it.
 """

@@ -19,6 +19,7 @@ from dr_console.core.snapshot_io import fleet_from_json
 from dr_console.models import FleetSnapshot, NodeRole
 from dr_console.tui.app import DrConsoleApp
 from dr_console.tui.launch import make_app
+from dr_console.tui.screens.server import ServerScreen
 from tests.tui.replay import ReplayCollector
 
 RECORDING = Path(__file__).resolve().parents[1] / "recordings" / "fleet-lab.json"
@@ -76,6 +77,10 @@ def _open_primary(fleet: FleetSnapshot) -> Callable[[Pilot[object]], object]:
         app = pilot.app
         assert isinstance(app, DrConsoleApp)
         app.open_server(f"{primary.node}/{primary.server}")
+        for _ in range(250):  # a loaded machine may take a while to mount the view
+            if isinstance(app.screen, ServerScreen) and app.screen.ready:
+                break
+            await pilot.pause(0.02)
         await pilot.pause(0.2)
 
     return run_before

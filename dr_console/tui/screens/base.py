@@ -1,4 +1,4 @@
-"""What the app needs from its screens: redraw from the console state."""
+"""What the app needs from its screens: redraw from the console state; read-only gating."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual.screen import Screen
 
+from dr_console.tui import keymap
+
 if TYPE_CHECKING:
     from dr_console.tui.app import DrConsoleApp
+
+_OPERATIONS = keymap.operation_actions()
 
 
 class ConsoleScreen(Screen[None]):
     SCOPE: ClassVar[str] = ""  # the keymap scope of this screen's bindings
+    SCOPES: ClassVar[tuple[str, ...]] = ()  # more scopes offered here (palette), e.g. operations
 
     @property
     def console(self) -> DrConsoleApp:
@@ -28,3 +33,19 @@ class ConsoleScreen(Screen[None]):
 
     def refresh_view(self) -> None:
         """Redraw from the app's state (after a poll, and every second for the ages)."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Read-only: operations vanish (footer, keys) and their keys reach the refusal twin.
+        readonly = self.console.readonly
+        if action in _OPERATIONS:
+            return not readonly
+        if action == keymap.READONLY_ACTION:
+            return readonly
+        return True
+
+    def action_readonly_refused(self, what: str) -> None:
+        self.notify(
+            f"read-only: {what} is not available (the console runs with --readonly)",
+            severity="warning",
+            timeout=4,
+        )

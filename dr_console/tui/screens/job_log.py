@@ -10,9 +10,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from dr_console.core import fmt
+from dr_console.core.barman import BarmanClient
 from dr_console.core.jobs import JobError, JobManager
 from dr_console.core.transport import TransportError
 from dr_console.models import Job
+from dr_console.tui.widgets.barman_log import BarmanLog
 from dr_console.tui.widgets.job_log import JobLog
 
 STATUS_INTERVAL = 1.0  # how often the header (state, phase, elapsed) is re-read from the node
@@ -34,6 +36,7 @@ class JobLogScreen(Screen[None]):
         Binding("escape,q", "close", "back", id="job-log-close"),
         Binding("s", "from_start", "from start", id="job-log-from-start"),
         Binding("e", "from_end", "last 200 lines", id="job-log-from-end"),
+        Binding("l", "barman_log", "barman.log", id="job-log-barman-log"),
     ]
 
     def __init__(self, manager: JobManager, job: Job, *, from_start: bool = False) -> None:
@@ -45,9 +48,11 @@ class JobLogScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(job_header(self.job, None, datetime.now(UTC)), id="job-header")
         yield JobLog(id="job-log")
+        yield BarmanLog(id="barman-log")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(BarmanLog).display = False
         self.query_one(JobLog).follow(self.manager, self.job, from_start=self.from_start)
         self.set_interval(STATUS_INTERVAL, self._refresh_status)
 
@@ -75,3 +80,18 @@ class JobLogScreen(Screen[None]):
 
     def action_from_end(self) -> None:
         self.query_one(JobLog).follow(self.manager, self.job, from_start=False)
+
+    def action_barman_log(self) -> None:
+        """Show/hide the node's barman.log filtered to the job's server (followed once shown)."""
+        pane = self.query_one(BarmanLog)
+        pane.display = not pane.display
+        if not pane.display or pane.following:
+            return
+        job = self.job
+        cfg = self.manager.config.node(job.node)
+        transport = self.manager.transports.get(job.node)
+        if transport is None or job.server is None:
+            pane.write_line(f"-- no barman.log to filter: job {job.job_id} names no server")
+            return
+        client = BarmanClient(transport, barman=cfg.barman, config_file=cfg.barman_config)
+        pane.follow(transport, client, job.server)

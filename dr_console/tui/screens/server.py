@@ -8,6 +8,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
 from dr_console.core import fmt
+from dr_console.core.operations import NEEDS_BACKUP, OpKind
 from dr_console.tui import keymap
 from dr_console.tui.screens.base import ConsoleScreen
 from dr_console.tui.widgets.archive_queue import ArchiveQueuePane
@@ -25,7 +26,8 @@ def _when(value: object) -> str:
 
 class ServerScreen(ConsoleScreen):
     SCOPE = "server"
-    BINDINGS = keymap.bindings("server")
+    SCOPES = ("operations",)
+    BINDINGS = [*keymap.bindings("server"), *keymap.bindings("operations")]
 
     def __init__(self, key: str) -> None:
         super().__init__(classes="server-screen")
@@ -100,3 +102,8 @@ class ServerScreen(ConsoleScreen):
         if isinstance(event.data_table, BackupTable) and event.row_key.value is not None:
             event.stop()
             self.console.open_backup(self.key, event.row_key.value)
+
+    def action_operate(self, kind: str) -> None:
+        op = OpKind(kind)
+        backup_id = self.query_one(BackupTable).selected_backup if op in NEEDS_BACKUP else None
+        self.console.operate(op, self.key, backup_id)
