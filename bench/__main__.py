@@ -2,7 +2,9 @@
 
 They print figures and assert nothing. The fleet benchmark of issue 8 (30 Barman servers on a lab
 of its own, about 10 minutes to build) is separate:
-    python -m bench.fleet up --servers 30 && python -m bench.fleet_bench && python -m bench.fleet down --lab
+    python -m bench.fleet up --servers 30
+    python -m bench.fleet_bench
+    python -m bench.fleet down --lab
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def main() -> int:
         print(f"\n=== {' '.join(argv)}", flush=True)
         extra = ["--config", str(config)] if argv[0] == "bench/collection_bench.py" else []
         status |= subprocess.run([sys.executable, *argv, *extra], check=False).returncode
-    print("\nfleet of 30 servers: python -m bench.fleet up --servers 30, then python -m bench.fleet_bench")
+    print("\nthe 30-server fleet benchmark: python -m bench.fleet --help")
     return status
 
 
