@@ -20,7 +20,10 @@ def usable_by(venv: Path, accounts: Sequence[Account], version: str) -> bool:
     if not barman.exists():
         return False
     for account in accounts:
-        cp = run([str(barman), "--version"], timeout=60, account=account, check=False)
+        try:
+            cp = run([str(barman), "--version"], timeout=60, account=account, check=False)
+        except LabError:  # e.g. a parent directory the lab users may not enter (mode 700)
+            return False
         if cp.returncode != 0 or version not in (cp.stdout + cp.stderr):
             return False
     return True
