@@ -136,6 +136,25 @@ REGISTRY: tuple[KeySpec, ...] = (
         False,
         operation=True,
     ),
+    KeySpec(
+        "op-recover",
+        "R",
+        "recover",
+        "recover",
+        "operations",
+        "Recovery walkthrough (PITR) or DR drill of this server",
+        operation=True,
+    ),
+    KeySpec(
+        "fleet-recover",
+        "R",
+        "recover",
+        "recover",
+        "fleet",
+        "Recovery walkthrough (PITR) or DR drill of the selected server",
+        False,
+        operation=True,
+    ),
     KeySpec("jobs-open", "enter", "open_job", "log", "jobs", "Open the job's log from its start"),
     KeySpec(
         "jobs-tail", "e", "open_job(False)", "tail", "jobs", "Open the job's log at its last lines"

@@ -123,6 +123,32 @@ async def test_console_without_node_connections_refuses(tmp_path: Path) -> None:
         assert any("no job manager" in n for n in notifications(app))
 
 
+async def test_capital_r_opens_the_walkthrough_from_the_fleet_and_the_server_view(
+    tmp_path: Path,
+) -> None:
+    app = wizard_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await polled(pilot)
+        await pilot.press("R")  # on the fleet: the selected row's server
+        await wait_for(pilot, lambda: isinstance(app.screen, ServerStep))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen))
+        await pilot.press("enter")  # into the server view, then R there
+        await wait_for(pilot, lambda: not isinstance(app.screen, FleetScreen))
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ServerStep))
+
+
+async def test_capital_r_in_read_only_only_says_so(tmp_path: Path) -> None:
+    app = wizard_app(tmp_path, readonly=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await polled(pilot)
+        await pilot.press("R")
+        await pilot.pause()
+        assert isinstance(app.screen, FleetScreen)
+        assert any("read-only" in n for n in notifications(app))
+
+
 # --- walking with keys --------------------------------------------------------------------------
 
 

@@ -73,6 +73,11 @@ class FleetScreen(ConsoleScreen):
         label = TITLES[self.sort_column] if self.sort_column else "poll order"
         self.notify(f"sorted by {label}", timeout=2)
 
+    def action_recover(self) -> None:
+        from dr_console.tui.screens.recovery import open_recovery
+
+        open_recovery(self.console, self.query_one(FleetTable).cursor_key)
+
     def action_open(self) -> None:
         key = self.query_one(FleetTable).cursor_key
         if key is not None:

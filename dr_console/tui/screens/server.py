@@ -103,6 +103,11 @@ class ServerScreen(ConsoleScreen):
             event.stop()
             self.console.open_backup(self.key, event.row_key.value)
 
+    def action_recover(self) -> None:
+        from dr_console.tui.screens.recovery import open_recovery
+
+        open_recovery(self.console, self.key)
+
     def action_operate(self, kind: str) -> None:
         op = OpKind(kind)
         backup_id = self.query_one(BackupTable).selected_backup if op in NEEDS_BACKUP else None
