@@ -36,6 +36,18 @@ def xlogdb_segments(lab: Lab, node: str) -> list[str]:
     return [n for n in names if len(n) == 24]
 
 
+def ensure_streaming(lab: Lab) -> None:
+    """receive-wal running on bserver (cron starts it): the state a healthy lab is in."""
+
+    def running() -> bool:
+        if any(n == "receive-wal" for n, _ in barman_processes(lab, "bserver")):
+            return True
+        lab.barman("bserver", "cron", json=False)
+        return False
+
+    wait_until("receive-wal to run on bserver", running, timeout=120, interval=2)
+
+
 def meta_backups(lab: Lab, node: str) -> dict[str, str]:
     """backup id -> status, from meta/<id>-backup.info (FINDINGS §7)."""
     out = {}

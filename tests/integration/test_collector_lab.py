@@ -10,6 +10,7 @@ from ground_truth import (
     SERVER,
     barman_processes,
     collect,
+    ensure_streaming,
     meta_backups,
     psql_value,
     server,
@@ -195,3 +196,4 @@ def test_postgresql_stopped_is_reported_not_raised(lab: Lab) -> None:
         "PostgreSQL probes to work again",
         lambda: server(collect(lab.config_path, force_slow=False), "bserver").postgres,
     )
+    ensure_streaming(lab)  # pg_receivewal died with PostgreSQL: leave the lab as we found it

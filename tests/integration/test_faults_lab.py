@@ -27,7 +27,7 @@ from fault_helpers import (
     with_node,
     write_config,
 )
-from ground_truth import SERVER, wait_until, xlogdb_segments
+from ground_truth import SERVER, ensure_streaming, wait_until, xlogdb_segments
 
 from dr_console.core.journal import read_journal_report
 from dr_console.lab.lab import Lab
@@ -53,6 +53,7 @@ def test_node_sshd_stopped_is_unknown_headless_and_the_rest_reports(
     lab: Lab, tmp_path: Path
 ) -> None:
     config = write_config(lab_config(lab, connect_timeout=5.0), tmp_path / "c.toml")
+    ensure_streaming(lab)  # the healthy starting point this test compares against
     lab.sshd_stop_node("geobserver")
     try:
         down = drconsole(config, "--run", "check", "--format", "json", timeout=120)

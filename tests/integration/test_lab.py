@@ -258,6 +258,8 @@ def test_failed_up_is_reported_and_down_cleans_the_half_built_lab() -> None:
     settings = LabSettings(
         base_dir=Path("/var/tmp/drconsole-lab-test3"), ssh_port=2242, pg_port=5453
     ).with_address_base("127.0.0.22").with_user_prefix("drlab3").validate()
+    if settings.base_dir.exists():  # left by an interrupted earlier run: start from nothing
+        Lab.at(settings.base_dir).down()
     assert not settings.base_dir.exists()
     before = machine_state()
     with socket.socket() as squatter:
