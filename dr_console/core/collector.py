@@ -292,14 +292,15 @@ class Collector:
             state.layout_error = _describe(exc)
             return
         layouts = {}
+        problems = []
         for name, data in shown.items():
             try:
                 layouts[name] = ServerLayout.from_show_servers(name, data)
             except Exception as exc:  # one odd server must not hide the others
-                state.layout_error = f"{name}: {_describe(exc)}"
+                problems.append(f"{name}: {_describe(exc)}")
         state.layouts = layouts
         state.layout_at = time.monotonic()
-        state.layout_error = None
+        state.layout_error = "; ".join(problems) or None
 
     async def _fast_round(self, state: _NodeState) -> _NodeRound:
         """One `sh` on the node: WAL queue, sync markers, catalogue signature, running tasks."""
