@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from dr_console.config import Config, load_config
-from dr_console.core.barman import BarmanClient
+from dr_console.core.barman import BarmanClient, RecoverSpec
 from dr_console.core.barman_errors import BarmanLocked
 from dr_console.core.jobs import JobManager
 from dr_console.core.journal import Journal, read_journal
@@ -252,6 +253,46 @@ async def test_job_survives_the_ssh_connection_dropping(console: Console, lab_se
     log = await transport.run(["cat", done.log_path], timeout=10)
     assert streamed == log.stdout.splitlines()  # nothing lost, nothing twice
     assert any(line.startswith("Backup completed") for line in streamed)
+
+
+async def test_recover_job_survives_the_ssh_connection_dropping(
+    console: Console, lab_setup: Lab
+) -> None:
+    """barman recover runs as a detached job too: killing the console's ssh session mid-way
+    neither stops it nor loses its output, and the restored directory is complete."""
+    transport = console.transport
+    assert isinstance(transport, SshTransport)
+    home = (await transport.run(["sh", "-c", 'printf %s "$HOME"'], timeout=10)).stdout
+    dest = f"{home}/drop-test-{uuid.uuid4().hex[:8]}"
+    argv = console.barman.recover_argv(
+        RecoverSpec(server=SERVER, backup_id="latest", destination=dest, get_wal=True)
+    )
+    job = await console.jobs.start(NODE, SERVER, "recover", argv)
+    try:
+        tail = console.jobs.tail(job)
+        async with asyncio.timeout(60):
+            streamed = [await anext(tail)]
+        conn = transport._conn
+        assert conn is not None
+        pids = _sshd_pids_serving(conn.get_extra_info("sockname")[1], lab_setup.settings.ssh_port)
+        assert pids, "could not find the sshd serving this test's connection"
+        connects_before = transport.connects
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        async with asyncio.timeout(BACKUP_TIMEOUT):
+            async for line in tail:  # resumes on a new connection
+                streamed.append(line)
+        assert transport.connects > connects_before
+        assert await console.jobs.wait(job, poll=0.5, timeout=60) == 0
+        done = await console.jobs.get(NODE, job.job_id)
+        assert done.state is JobState.SUCCEEDED
+        log = await transport.run(["cat", done.log_path], timeout=10)
+        assert streamed == log.stdout.splitlines()  # nothing lost, nothing twice
+        assert any("successfully prepared for recovery" in line for line in streamed), streamed
+        restored = await transport.run(["test", "-s", f"{dest}/PG_VERSION"], timeout=10)
+        assert restored.returncode == 0
+    finally:
+        await transport.run(["rm", "-rf", "--", dest], timeout=60)
 
 
 async def test_switch_wal_job_shows_the_closed_wal_arriving(console: Console) -> None:
