@@ -11,7 +11,6 @@ directory, job id, argv) always arrive as positional parameters, never inside th
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ from datetime import UTC, datetime
 from dr_console.config import Config, NodeConfig
 from dr_console.core.barman_errors import BarmanLocked
 from dr_console.core.job_progress import JobProgress
-from dr_console.core.journal import Journal, JournalError, JournalEvent, read_journal
+from dr_console.core.journal import Journal, JournalError, JournalEvent, os_user, read_journal
 from dr_console.core.transport import Transport, TransportError
 from dr_console.core.validation import UnsafeValue, check_server_name
 from dr_console.models import Job, JobState
@@ -556,8 +555,4 @@ class JobManager:
 
 
 def _who() -> tuple[str | None, str | None]:
-    try:
-        user: str | None = getpass.getuser()
-    except (KeyError, OSError):
-        user = None
-    return user, os.environ.get("SSH_CLIENT") or None
+    return os_user(), os.environ.get("SSH_CLIENT") or None

@@ -95,7 +95,8 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
-def _os_user() -> str | None:
+def os_user() -> str | None:
+    """The OS user running drconsole (None when the system cannot say)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -130,7 +131,7 @@ class Journal:
             "server": server,
             "operation": operation,
             "argv": list(argv),
-            "user": _os_user(),
+            "user": os_user(),
             "ssh_client": os.environ.get("SSH_CLIENT") or None,
             "at": _iso(at or _now()),
             "exit_status": exit_status,
