@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from dr_console.config import Config, ConfigError
 from dr_console.core import checks as checks_mod
@@ -28,6 +28,7 @@ from dr_console.headless_output import (
 from dr_console.models import FleetSnapshot, Health
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+T = TypeVar("T")
 
 
 class HeadlessError(Exception):
@@ -122,7 +123,7 @@ async def collect(config: Config) -> FleetSnapshot:
 
 def run_check(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     polled = restrict(config, args.server, args.node)
-    fleet = _run_async(collect(polled), args.timeout)
+    fleet = run_bounded(collect(polled), args.timeout)
     _require_server_seen(fleet, args.server)
     fleet = _filter_fleet(fleet, args.server, args.node)
     results = checks_mod.evaluate_fleet(fleet, config)
@@ -140,7 +141,7 @@ def run_status(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     if args.format == "nagios":
         raise HeadlessError("--format nagios applies to --run check only", EXIT_UNKNOWN)
     polled = restrict(config, args.server, args.node)
-    fleet = _run_async(collect(polled), args.timeout)
+    fleet = run_bounded(collect(polled), args.timeout)
     _require_server_seen(fleet, args.server)
     fleet = _filter_fleet(fleet, args.server, args.node)
     results = checks_mod.evaluate_fleet(fleet, config)
@@ -152,14 +153,33 @@ def run_status(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     return EXIT_UNKNOWN if unreachable else EXIT_OK
 
 
-def _run_async(coro: Coroutine[Any, Any, FleetSnapshot], timeout: float | None) -> FleetSnapshot:
-    async def bounded() -> FleetSnapshot:
+def refuse_readonly(config: Config, command: str) -> None:
+    """Every `--run` operation starts with this: read-only removes them all."""
+    if config.console.readonly:
+        raise HeadlessError(
+            f"read-only: --run {command} is an operation, and operations are disabled "
+            "(--readonly or console.readonly = true)",
+            EXIT_CRITICAL,
+        )
+
+
+def run_bounded(
+    coro: Coroutine[Any, Any, T],
+    timeout: float | None,
+    *,
+    exit_code: int = EXIT_UNKNOWN,
+    afterwards: str = "",
+) -> T:
+    """Run a headless command's coroutine, giving up after `timeout` seconds with one line."""
+
+    async def bounded() -> T:
         if timeout is None:
             return await coro
         try:
             return await asyncio.wait_for(coro, timeout)
         except TimeoutError:
-            raise HeadlessError(f"gave up after --timeout {timeout:g} s") from None
+            message = f"gave up after --timeout {timeout:g} s{afterwards}"
+            raise HeadlessError(message, exit_code) from None
 
     return asyncio.run(bounded())
 

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -23,19 +23,17 @@ from dr_console.core.jobs import JobError, JobManager
 from dr_console.core.journal import Journal, JournalError
 from dr_console.core.transport import Transport, TransportError, open_transport
 from dr_console.core.validation import UnsafeValue, check_server_name
-from dr_console.headless import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, HeadlessError
+from dr_console.headless import (
+    EXIT_CRITICAL,
+    EXIT_OK,
+    EXIT_UNKNOWN,
+    HeadlessError,
+    refuse_readonly,
+    run_bounded,
+)
 from dr_console.models import Job, JobState, NodeRole
 
 Runner = Callable[[argparse.Namespace, Config, TextIO], int]
-
-
-def _refuse_readonly(config: Config, what: str) -> None:
-    if config.console.readonly:
-        raise HeadlessError(
-            f"read-only: --run {what} is an operation, and operations are disabled "
-            "(--readonly or console.readonly = true)",
-            EXIT_CRITICAL,
-        )
 
 
 def _server(args: argparse.Namespace, what: str) -> str:
@@ -146,7 +144,7 @@ async def _start_job(
 
 
 def run_backup(args: argparse.Namespace, config: Config, out: TextIO) -> int:
-    _refuse_readonly(config, "backup")
+    refuse_readonly(config, "backup")
 
     async def go() -> int:
         manager, transport, job = await _start_job(
@@ -172,7 +170,7 @@ def run_backup(args: argparse.Namespace, config: Config, out: TextIO) -> int:
 
 
 def run_switch_wal(args: argparse.Namespace, config: Config, out: TextIO) -> int:
-    _refuse_readonly(config, "switch-wal")
+    refuse_readonly(config, "switch-wal")
 
     async def go() -> int:
         manager, transport, job = await _start_job(
@@ -226,7 +224,7 @@ async def _archived_on_node(config: Config, node: str, server: str, wal: str) ->
 
 
 def run_cron(args: argparse.Namespace, config: Config, out: TextIO) -> int:
-    _refuse_readonly(config, "cron")
+    refuse_readonly(config, "cron")
     nodes = [_node_config(config, args.node)] if args.node else list(config.nodes)
 
     async def one(node: NodeConfig) -> bool:
@@ -319,19 +317,8 @@ def run_jobs(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     return _run(go(), args.timeout)
 
 
-def _run(coro: Awaitable[int], timeout: float | None) -> int:
-    async def bounded() -> int:
-        if timeout is None:
-            return await coro
-        try:
-            return await asyncio.wait_for(coro, timeout)
-        except TimeoutError:
-            raise HeadlessError(
-                f"gave up waiting after --timeout {timeout:g} s; the job goes on on the node",
-                EXIT_UNKNOWN,
-            ) from None
-
-    return asyncio.run(bounded())
+def _run(coro: Coroutine[Any, Any, int], timeout: float | None) -> int:
+    return run_bounded(coro, timeout, afterwards="; the job goes on on the node")
 
 
 OPERATION_RUNNERS: dict[str, Runner] = {

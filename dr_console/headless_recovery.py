@@ -9,7 +9,6 @@ drill: recover to a scratch directory, start, replay, verify, stop, remove; repo
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Callable, Coroutine
@@ -46,7 +45,14 @@ from dr_console.core.recovery_source import (
 from dr_console.core.restored import RestoredError, read_restored_conf
 from dr_console.core.transport import Transport, TransportError
 from dr_console.core.transport_relay import RelayTransport
-from dr_console.headless import EXIT_CRITICAL, EXIT_UNKNOWN, HeadlessError, restrict
+from dr_console.headless import (
+    EXIT_CRITICAL,
+    EXIT_UNKNOWN,
+    HeadlessError,
+    refuse_readonly,
+    restrict,
+    run_bounded,
+)
 from dr_console.models import Health
 
 T = TypeVar("T")
@@ -68,25 +74,14 @@ def _require(value: str | None, flag: str, command: str) -> str:
     return value
 
 
-def _refuse_readonly(config: Config, command: str) -> None:
-    if config.console.readonly:
-        raise HeadlessError(
-            f"--run {command} is an operation and the console is read-only "
-            "(--readonly or readonly = true in the config)",
-            EXIT_CRITICAL,
-        )
-
-
 def _run(coro: Coroutine[Any, Any, T], timeout: float) -> T:
-    async def bounded() -> T:
+    async def mapped() -> T:
         try:
-            return await asyncio.wait_for(coro, timeout)
-        except TimeoutError:
-            raise HeadlessError(f"gave up after {timeout:g} s (--timeout)", EXIT_CRITICAL) from None
-        except _EXPECTED as exc:
+            return await coro
+        except _EXPECTED as exc:  # the recovery's own refusals and failures: one line, exit 2
             raise HeadlessError(str(exc), EXIT_CRITICAL) from None
 
-    return asyncio.run(bounded())
+    return run_bounded(mapped(), timeout, exit_code=EXIT_CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -160,7 +155,7 @@ def _checklist_exit(items: list[ChecklistItem]) -> int:
 
 
 def run_recover_command(args: argparse.Namespace, config: Config, out: TextIO) -> int:
-    _refuse_readonly(config, "recover")
+    refuse_readonly(config, "recover")
     server = _require(args.server, "--server NAME", "recover")
     try:
         target = parse_target(_require(args.target, "--target", "recover"))
@@ -245,7 +240,7 @@ def _drill_text(result: DrillResult, out: TextIO) -> None:
 
 
 def run_drill_command(args: argparse.Namespace, config: Config, out: TextIO) -> int:
-    _refuse_readonly(config, "drill")
+    refuse_readonly(config, "drill")
     server = _require(args.server, "--server NAME", "drill")
     try:
         target = parse_target(args.target or "latest")
