@@ -59,10 +59,12 @@ def primary_server_conf(settings: LabSettings) -> str:
     )
 
 
-def passive_server_conf(settings: LabSettings) -> str:
+def passive_server_conf(settings: LabSettings, name: str | None = None) -> str:
+    """The passive node's copy of server NAME (default: the lab's own server)."""
+    name = name or settings.server_name
     return (
-        f"[{settings.server_name}]\n"
-        f'description = "Geo-redundant passive copy of {settings.server_name} (from bserver)"\n'
+        f"[{name}]\n"
+        f'description = "Geo-redundant passive copy of {name} (from bserver)"\n'
         f"primary_ssh_command = ssh {settings.barman_user}@{PRIMARY_NODE}\n"
         f"conninfo = {_conninfo(settings)}\n"
         f"ssh_command = ssh {settings.pg_user}@{PG_HOST}\n"

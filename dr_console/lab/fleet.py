@@ -68,17 +68,7 @@ def primary_conf(settings: LabSettings, name: str) -> str:
 
 
 def passive_conf(settings: LabSettings, name: str) -> str:
-    return (
-        f"[{name}]\n"
-        f'description = "Geo-redundant passive copy of {name} (from bserver)"\n'
-        f"primary_ssh_command = ssh {settings.barman_user}@{PRIMARY_NODE}\n"
-        f"conninfo = {_conninfo(settings)}\n"
-        f"ssh_command = ssh {settings.pg_user}@{PG_HOST}\n"
-        "backup_method = rsync\n"
-        "reuse_backup = link\n"
-        "archiver = on\n"
-        f"path_prefix = {settings.pg_bindir}\n"
-    )
+    return barman_nodes.passive_server_conf(settings, name)
 
 
 def _conf_path(account: Account, name: str) -> Path:
