@@ -14,15 +14,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dr_console.lab.errors import LabError
-from dr_console.lab.lab import Lab, require_root
-from dr_console.lab.settings import LabSettings
+from dr_console.lab.lab import Lab, mode_error
+from dr_console.lab.settings import LabSettings, default_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = LabSettings()
+    d = default_settings()
     parser = argparse.ArgumentParser(
         prog="drconsole lab",
-        description="The reference deployment (pgserver, bserver, geobserver) on loopback.",
+        description="The reference deployment (pgserver, bserver, geobserver) on loopback. "
+        "As root the three hosts are three OS users; as anyone else, a single-user lab runs "
+        "all three as you (see README, 'Single-user lab').",
     )
     parser.add_argument("action", choices=("up", "down", "status"))
     _add_settings(parser, d)
@@ -40,17 +42,19 @@ def _add_settings(parser: argparse.ArgumentParser, d: LabSettings) -> None:
                         help=f"pgserver address; bserver and geobserver take the next two "
                         f"(default {d.pg_address})")
     parser.add_argument("--user-prefix", metavar="PREFIX",
-                        help="OS users PREFIX-postgres, PREFIX-bmuser, PREFIX-geobmuser "
-                        "(default drlab)")
+                        help="root only: OS users PREFIX-postgres, PREFIX-bmuser, "
+                        "PREFIX-geobmuser (default drlab)")
     parser.add_argument("--cron-interval", type=float, metavar="SECONDS",
                         help=f"barman cron period (default {d.cron_interval:g})")
 
 
 def settings_from(args: argparse.Namespace) -> LabSettings:
-    s = LabSettings(base_dir=args.base_dir.absolute())
+    s = dataclasses.replace(default_settings(), base_dir=args.base_dir.absolute())
     if args.address_base:
         s = s.with_address_base(args.address_base)
     if args.user_prefix:
+        if s.single_user:
+            raise LabError("--user-prefix needs root: a single-user lab runs as you")
         s = s.with_user_prefix(args.user_prefix)
     changes = {k: v for k, v in (("pg_port", args.pg_port), ("ssh_port", args.ssh_port),
                                  ("cron_interval", args.cron_interval)) if v is not None}
@@ -69,12 +73,16 @@ def _lab(args: argparse.Namespace, quiet: bool) -> Lab:
         if not quiet:
             print(message, file=sys.stderr, flush=True)
 
-    if args.action in ("up", "down"):
-        require_root(f"lab {args.action}")
     # down/status (and up without setting flags) use the settings recorded in lab.json.
     if args.action != "up" or not _typed_settings(args):
-        return Lab.at(args.base_dir.absolute(), log)
-    return Lab(settings_from(args), log)
+        lab = Lab.at(args.base_dir.absolute(), log, default=default_settings())
+    else:
+        lab = Lab(settings_from(args), log)
+    if args.action in ("up", "down"):
+        problem = mode_error(lab.settings, f"lab {args.action}")
+        if problem is not None:
+            raise LabError(problem)
+    return lab
 
 
 def main(argv: Sequence[str] | None = None) -> int:

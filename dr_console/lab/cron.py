@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 from dr_console.lab import cronloop
 from dr_console.lab.errors import LabError
-from dr_console.lab.proc import Account, cmdline, pid_alive, read_pidfile, terminate
+from dr_console.lab.proc import Account, cmdline, identity, pid_alive, read_pidfile, terminate
 from dr_console.lab.settings import LabSettings
 
 SYSTEM_PYTHON = "/usr/bin/python3"
+# Read once at import: the lab may later run as a user who cannot read this checkout.
+LOOP_SOURCE = Path(cronloop.__file__).read_text(encoding="utf-8")
 
 
 def script(settings: LabSettings) -> Path:
@@ -43,7 +44,7 @@ def start(settings: LabSettings, node: str, account: Account, venv_bin: Path) ->
         return False
     settings.bin_dir.mkdir(parents=True, exist_ok=True)
     settings.bin_dir.chmod(0o755)
-    shutil.copyfile(cronloop.__file__, script(settings))
+    script(settings).write_text(LOOP_SOURCE, encoding="utf-8")
     script(settings).chmod(0o644)
     python = SYSTEM_PYTHON if Path(SYSTEM_PYTHON).exists() else str(venv_bin / "python3")
     argv = [
@@ -51,13 +52,14 @@ def start(settings: LabSettings, node: str, account: Account, venv_bin: Path) ->
         "--interval", f"{settings.cron_interval:g}",
         "--pause-file", str(pause_file(settings, node)),
     ]
+    user, group, extra_groups = identity(account)
     with open(log_file(settings, node), "ab") as log:
         try:
             proc = subprocess.Popen(
                 argv,
-                user=account.uid,
-                group=account.gid,
-                extra_groups=[],
+                user=user,
+                group=group,
+                extra_groups=extra_groups,
                 env=account.environment(f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"),
                 cwd=str(account.home),
                 stdin=subprocess.DEVNULL,

@@ -24,7 +24,7 @@ from typing import Any
 from dr_console.lab import barman_nodes
 from dr_console.lab.errors import LabError
 from dr_console.lab.lab import Lab
-from dr_console.lab.proc import Account, cmdline, pids_of_uid, terminate
+from dr_console.lab.proc import Account, cmdline, pids_with_home, terminate
 from dr_console.lab.settings import PASSIVE_NODE, PG_HOST, PRIMARY_NODE, LabSettings
 from dr_console.lab.users import write_owned
 
@@ -240,7 +240,7 @@ class Fleet:
             for name in names:
                 _conf_path(account, name).unlink(missing_ok=True)
             # receive-wal / pg_receivewal / sync workers of removed servers
-            victims = [p for p in pids_of_uid(account.uid)
+            victims = [p for p in pids_with_home(account.uid, account.home)
                        if any(a in names or a.startswith(tuple(f"--slot={n}" for n in names))
                               for a in cmdline(p))
                        or any(f"_receive_wal_{n}" in " ".join(cmdline(p)) for n in names)]

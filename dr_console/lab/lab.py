@@ -1,19 +1,21 @@
 """The DR lab: the reference deployment (pgserver, bserver, geobserver) on loopback addresses.
 
-Root mode (the only mode implemented): three OS users, a private sshd bound to the lab
-addresses, a PostgreSQL cluster of the lab's own, and one `barman cron` loop per Barman user.
-/etc is never touched: host names are aliases in each lab user's ~/.ssh/config, and `barman`
-reaches remote shells through the sshd's `SetEnv PATH`. <base>/lab.json records what the lab
-created, so `down` removes only that, even for a half-built lab.
+Root mode: three OS users, a private sshd per lab address, a PostgreSQL cluster of the lab's own,
+and one `barman cron` loop per Barman node. /etc is never touched: host names are aliases in each
+lab host's ~/.ssh/config, and `barman` reaches remote shells through the sshd's `SetEnv PATH`.
+<base>/lab.json records what the lab created, so `down` removes only that, even for a half-built
+lab.
 
-Single-user mode (not root) is not implemented: it would have to run all three "hosts" as one
-OS user with one home, which the reference deployment (three users, ssh between them) does not
-model faithfully. `up` as non-root fails with a message saying so.
+Single-user mode (anyone but root): the same deployment, with every host run as the caller. A
+host is then a home of its own (<base>/home/<host>, set as HOME by the lab and by that host's
+sshd) rather than a user; sshd.py says how ssh between the hosts finds the right keys. `down`
+stops the caller's processes whose HOME is in the lab, and nothing else of theirs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
@@ -35,6 +37,7 @@ from dr_console.lab.proc import (
     cmdline,
     pid_alive,
     pids_of_uid,
+    pids_with_home,
     run,
     terminate,
     wait_until,
@@ -46,8 +49,8 @@ NODES = (PRIMARY_NODE, PASSIVE_NODE)
 # Checks about the catalogue's history, not the deployment: a failed backup left by a test (or a
 # cancelled job) must not stop `up` from calling the lab ready.
 HISTORY_CHECKS = frozenset({"failed_backups"})
-REQUIRED_TOOLS = ("/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen", "/usr/bin/rsync",
-                  "/usr/sbin/useradd", "/usr/sbin/userdel")
+REQUIRED_TOOLS = ("/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen", "/usr/bin/rsync")
+USER_TOOLS = ("/usr/sbin/useradd", "/usr/sbin/userdel")
 
 
 class Lab:
@@ -58,10 +61,14 @@ class Lab:
         self._t0 = time.monotonic()
 
     @classmethod
-    def at(cls, base_dir: Path, log: Callable[[str], None] | None = None) -> Lab:
-        """The lab recorded in BASE_DIR/lab.json (default settings there when there is none)."""
+    def at(cls, base_dir: Path, log: Callable[[str], None] | None = None,
+           default: LabSettings | None = None) -> Lab:
+        """The lab recorded in BASE_DIR/lab.json (DEFAULT, or the default settings with that
+        base dir, when there is none)."""
         state = LabState.load(base_dir)
-        return cls(state.settings if state else LabSettings(base_dir=base_dir), log)
+        if state is not None:
+            return cls(state.settings, log)
+        return cls(dataclasses.replace(default or LabSettings(), base_dir=base_dir), log)
 
     # --- paths and accounts ------------------------------------------------------------------
 
@@ -82,7 +89,7 @@ class Lab:
         return self.settings.pg_data
 
     def node_home(self, node: str) -> Path:
-        return self.settings.home_of(self._user_of(node))
+        return self.settings.host_home(self._host_of(node))
 
     def barman_home(self, node: str) -> Path:
         return self.node_home(node) / "barman_home"
@@ -92,20 +99,22 @@ class Lab:
         state = LabState.load(self.settings.base_dir)
         return Path(state.venv if state and state.venv else sys.prefix) / "bin"
 
-    def _user_of(self, who: str) -> str:
-        if who in self.settings.host_users:
-            return self.settings.host_users[who]
-        if who in self.settings.users:
+    def _host_of(self, who: str) -> str:
+        """WHO is a lab host, or (root mode) the user of one."""
+        s = self.settings
+        if who in s.host_users:
             return who
-        raise LabError(f"{who!r} is neither a lab host ({', '.join(self.settings.host_users)}) "
-                       "nor a lab user")
+        if not s.single_user:
+            for host, user in s.host_users.items():
+                if user == who:
+                    return host
+        raise LabError(f"{who!r} is not a lab host ({', '.join(s.host_users)})"
+                       + ("" if s.single_user else " nor a lab user"))
 
     def account(self, who: str) -> Account:
-        name = self._user_of(who)
-        account = users.lookup(name)
-        if account is None:
-            raise LabError(f"lab user {name} does not exist: is the lab up?")
-        return account
+        """How the lab runs commands on host WHO (or, in root mode, as lab user WHO)."""
+        host = self._host_of(who)
+        return host_account(self.settings, host, self.settings.host_users[host])
 
     # --- helpers for tests and tools -----------------------------------------------------------
 
@@ -139,7 +148,7 @@ class Lab:
         account = self.account(node)
         cron.pause(self.settings, node)
         wait_until(f"the cron run of {node} to finish",
-                   lambda: not _cron_runs_of(account.uid), timeout=timeout)
+                   lambda: not _cron_runs_of(account), timeout=timeout)
 
     @contextlib.contextmanager
     def cron_paused(self, node: str) -> Iterator[None]:
@@ -151,7 +160,7 @@ class Lab:
             self.resume_cron(node)
 
     def resume_cron(self, node: str) -> None:
-        self._user_of(node)
+        self._host_of(node)
         cron.resume(self.settings, node)
 
     def sshd_stop(self) -> None:
@@ -178,14 +187,15 @@ class Lab:
 
     def up(self) -> Path:
         """Build what is missing, start what is down, end with a checked backup on both nodes."""
-        require_root("lab up")
+        require_mode(self.settings, "lab up")
         self._t0 = time.monotonic()
         with locked(self.settings.base_dir, create=True):
             self._waited_for_lock()
             return self._up()
 
     def _up(self) -> Path:
-        missing = [t for t in REQUIRED_TOOLS if not Path(t).exists()]
+        tools = REQUIRED_TOOLS if self.settings.single_user else REQUIRED_TOOLS + USER_TOOLS
+        missing = [t for t in tools if not Path(t).exists()]
         missing += [str(self.settings.pg_bindir / b) for b in ("initdb", "pg_ctl", "postgres")
                     if not (self.settings.pg_bindir / b).exists()]
         if missing:
@@ -193,8 +203,8 @@ class Lab:
                            + " (install openssh-server, rsync and postgresql-15; see README)")
         s = self.settings
         state = self._load_or_create_state()
-        accounts = self._ensure_users(state)
-        pg, bm, geo = (accounts[u] for u in s.users)
+        accounts = self._ensure_accounts(state)
+        pg, bm, geo = (accounts[h] for h in (PG_HOST, PRIMARY_NODE, PASSIVE_NODE))
         self._step("barman venv")
         if state.venv is None or not venv.usable_by(Path(state.venv), [bm], s.barman_version):
             path, created = venv.ensure(s, [pg, bm, geo])
@@ -229,7 +239,8 @@ class Lab:
                 raise LabError(f"{s.base_dir} exists and is not a lab (no lab.json); "
                                "choose another --base-dir")
             s.base_dir.mkdir(parents=True, exist_ok=True)
-            s.base_dir.chmod(0o755)
+            # Lab users must enter it; a single-user lab is nobody else's business.
+            s.base_dir.chmod(0o700 if s.single_user else 0o755)
             state = LabState(settings=s)
             state.save()
         elif state.settings != s:
@@ -237,11 +248,17 @@ class Lab:
                            f"down first (drconsole lab down --base-dir {s.base_dir})")
         return state
 
-    def _ensure_users(self, state: LabState) -> dict[str, Account]:
+    def _ensure_accounts(self, state: LabState) -> dict[str, Account]:
+        """Each host's account by host name (creating the lab users in root mode)."""
         s = self.settings
-        self._step("users")
+        self._step("users" if not s.single_user else "host homes (single-user mode)")
         s.home_root.mkdir(parents=True, exist_ok=True)
         s.home_root.chmod(0o755)
+        if s.single_user:
+            hosts = {host: host_account(s, host, user) for host, user in s.host_users.items()}
+            for host_acct in hosts.values():
+                host_acct.home.mkdir(mode=0o700, exist_ok=True)
+            return hosts
         accounts: dict[str, Account] = {}
         for name in s.users:
             account = users.lookup(name)
@@ -255,20 +272,22 @@ class Lab:
             if account.home != s.home_of(name):
                 raise LabError(f"user {name} has home {account.home}, expected {s.home_of(name)}")
             accounts[name] = account
-        return accounts
+        return {host: accounts[user] for host, user in s.host_users.items()}
 
     def _ensure_ssh(self, state: LabState, pg: Account, bm: Account, geo: Account,
                     venv_bin: Path) -> None:
         s = self.settings
         self._step("ssh keys, client configs and the private sshd")
-        if not sshd.PRIVSEP_DIR.exists():
+        if s.single_user:
+            sshd.write_ssh_wrapper(s)
+        elif not sshd.PRIVSEP_DIR.exists():
             sshd.PRIVSEP_DIR.mkdir(mode=0o755)
             state.created_run_sshd = True
             state.save()
-        pub = {a.name: sshd.ensure_user_key(a) for a in (pg, bm, geo)}
+        pg_pub, bm_pub, geo_pub = (sshd.ensure_user_key(a) for a in (pg, bm, geo))
         console_pub = sshd.write_console_files(s)
-        sshd.write_client_files(s, pg, [pub[bm.name], pub[geo.name], console_pub])
-        sshd.write_client_files(s, bm, [pub[pg.name], pub[geo.name], console_pub])
+        sshd.write_client_files(s, pg, [bm_pub, geo_pub, console_pub])
+        sshd.write_client_files(s, bm, [pg_pub, geo_pub, console_pub])
         sshd.write_client_files(s, geo, [console_pub])
         sshd.start(s, venv_bin)
         # Prove what Barman relies on: key auth, pinned host key, bare `barman` on the PATH.
@@ -369,7 +388,7 @@ class Lab:
 
     def down(self) -> None:
         """Stop what the lab started and remove what it created; tolerant of a half-built lab."""
-        require_root("lab down")
+        require_mode(self.settings, "lab down")
         self._t0 = time.monotonic()
         with locked(self.settings.base_dir, create=False):
             self._waited_for_lock()
@@ -399,10 +418,16 @@ class Lab:
             attempt(f"stop cron loop {node}", functools.partial(cron.stop, s, node))
         # receive-wal and other Barman workers get SIGTERM with the rest of the lab users'
         # processes below; `barman receive-wal --stop` would only add a Barman start-up.
-        pg = users.lookup(s.pg_user)
+        pg = host_account(s, PG_HOST, s.pg_user) if users.lookup(s.pg_user) else None
         if pg and (s.pg_data / "PG_VERSION").exists():
             attempt("stop PostgreSQL", lambda: postgres_cluster.stop(s, pg))
         attempt("stop sshd", lambda: sshd.stop(s))
+        if s.single_user:
+            # The caller's own processes that the lab started (all have HOME in the lab).
+            me = users.lookup(s.barman_user)
+            left = terminate(pids_with_home(me.uid, s.home_root), grace=10) if me else []
+            if left:
+                problems.append(f"lab processes survive SIGKILL: {left}")
         for name in state.created_users:
             account = users.lookup(name)
             if account is None:
@@ -418,7 +443,9 @@ class Lab:
             except OSError as exc:
                 problems.append(f"remove {sshd.PRIVSEP_DIR}: {exc}")
         remaining = [n for n in state.created_users if users.lookup(n) is not None]
-        if remaining:
+        if s.single_user and problems:
+            problems.append(f"keeping {s.base_dir}: lab processes may still use it")
+        elif remaining:
             problems.append(f"keeping {s.base_dir}: users {', '.join(remaining)} still exist")
         else:
             self._step(f"remove {s.base_dir}")
@@ -431,9 +458,8 @@ class Lab:
     # --- status --------------------------------------------------------------------------------
 
     def status(self, with_backups: bool = True) -> LabStatus:
-        """Component by component. Backup counts need root (barman runs as the lab users), so a
-        non-root caller gets the rest."""
-        with_backups = with_backups and os.geteuid() == 0
+        """Component by component. Backup counts run barman as the lab's users, which only root
+        (or, for a single-user lab, its user) can, so another caller gets the rest."""
         s = self.settings
         state = LabState.load(s.base_dir)
         if state is None:
@@ -441,11 +467,14 @@ class Lab:
         s = state.settings
         venv_bin = Path(state.venv or sys.prefix) / "bin"
         comps: list[ComponentStatus] = []
-        accounts = {name: users.lookup(name) for name in s.users}
-        missing = [n for n, a in accounts.items() if a is None]
+        missing = sorted({n for n in s.users if users.lookup(n) is None})
+        accounts = {host: None if user in missing else host_account(s, host, user)
+                    for host, user in s.host_users.items()}
+        names = (f"{s.barman_user} (single-user mode)" if s.single_user
+                 else ", ".join(s.users))
         comps.append(ComponentStatus("users", not missing,
-                                     "missing: " + ", ".join(missing) if missing
-                                     else ", ".join(s.users)))
+                                     "missing: " + ", ".join(missing) if missing else names))
+        with_backups = with_backups and (os.geteuid() == 0 or mode_error(s, "") is None)
         pid = sshd.running_pid(s)
         comps.append(ComponentStatus("sshd", pid is not None,
                                      f"pid {pid}, port {s.ssh_port}" if pid else "not running"))
@@ -458,13 +487,13 @@ class Lab:
             detail = f"pid {cpid}, every {s.cron_interval:g} s" if cpid else "not running"
             comps.append(ComponentStatus(f"cron-{node}", cpid is not None,
                                          detail + (" (paused)" if paused else "")))
-        bm = accounts[s.barman_user]
-        receivers = [p for p in pids_of_uid(bm.uid)
+        bm = accounts[PRIMARY_NODE]
+        receivers = [p for p in pids_with_home(bm.uid, bm.home)
                      if any(a.endswith("pg_receivewal") for a in cmdline(p)[:1])] if bm else []
         comps.append(ComponentStatus("receive-wal", bool(receivers),
                                      f"pid {receivers[0]}" if receivers else "not running"))
         if with_backups:
-            for node, account in ((PRIMARY_NODE, bm), (PASSIVE_NODE, accounts[s.geo_user])):
+            for node, account in ((PRIMARY_NODE, bm), (PASSIVE_NODE, accounts[PASSIVE_NODE])):
                 count: int | None = None
                 if account is not None and (account.home / ".barman.conf").exists():
                     try:
@@ -479,18 +508,41 @@ class Lab:
         return LabStatus(base_dir=s.base_dir, present=True, components=tuple(comps))
 
 
-def require_root(what: str) -> None:
-    if os.geteuid() != 0:
-        raise LabError(
-            f"{what} needs root: the lab creates three OS users and runs a private sshd for them "
-            "(single-user mode is not implemented yet); run it with sudo"
-        )
+def host_account(settings: LabSettings, host: str, user: str) -> Account:
+    """The account commands for HOST run as: USER, with HOST's home as HOME."""
+    account = users.lookup(user)
+    if account is None:
+        raise LabError(f"lab user {user} does not exist: is the lab up?")
+    return dataclasses.replace(account, home=settings.host_home(host),
+                               path_prefix=settings.path_prefix())
 
 
-def _cron_runs_of(uid: int) -> list[int]:
-    """Pids of `barman … cron` commands of UID (not the workers such a run starts)."""
+def mode_error(settings: LabSettings, what: str) -> str | None:
+    """Why this process may not build or remove the lab SETTINGS describe (None if it may)."""
+    euid = os.geteuid()
+    if not settings.single_user:
+        if euid == 0:
+            return None
+        return (f"{what} needs root for this lab: it creates three OS users and runs a private "
+                "sshd for them; run it with sudo (without sudo, `drconsole lab up` builds a "
+                "single-user lab of your own)")
+    owner = users.lookup(settings.barman_user)
+    if owner is not None and owner.uid == euid:
+        return None
+    return (f"{what}: {settings.base_dir} is the single-user lab of {settings.barman_user}; "
+            f"run it as {settings.barman_user}")
+
+
+def require_mode(settings: LabSettings, what: str) -> None:
+    problem = mode_error(settings, what)
+    if problem is not None:
+        raise LabError(problem)
+
+
+def _cron_runs_of(account: Account) -> list[int]:
+    """Pids of ACCOUNT's `barman … cron` commands (not the workers such a run starts)."""
     runs = []
-    for pid in pids_of_uid(uid):
+    for pid in pids_with_home(account.uid, account.home):
         args = cmdline(pid)
         if any(a.endswith("/barman") for a in args[:2]) and "cron" in args[2:]:
             runs.append(pid)

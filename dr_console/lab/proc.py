@@ -1,8 +1,9 @@
 """Running commands for the lab: argv lists only, a timeout on every call, as a given OS account.
 
-Commands for a lab user are run by this (root) process with subprocess's user/group switch and a
-clean environment whose HOME is the user's home. That is what `runuser -u USER -- env HOME=…`
-does, without keeping root's HOME (FINDINGS P4) and without an extra process.
+Commands for a lab host are run with a clean environment whose HOME is that host's home. As root
+this process switches to the host's user (what `runuser -u USER -- env HOME=…` does, without
+keeping root's HOME, FINDINGS P4, and without an extra process); in single-user mode every host
+is the caller's own user and only HOME (and PATH) tell the hosts apart.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 @dataclass(frozen=True)
 class Account:
-    """A lab OS user as the lab uses it."""
+    """A lab host's OS user and home, as the lab runs commands for it."""
 
     name: str
     uid: int
     gid: int
     home: Path
+    # Directories searched before any other PATH (single-user mode: the lab's `ssh` wrapper).
+    path_prefix: str = ""
 
     def environment(self, path: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {
@@ -37,7 +40,7 @@ class Account:
             "USER": self.name,
             "LOGNAME": self.name,
             "SHELL": "/bin/bash",
-            "PATH": path,
+            "PATH": self.path_prefix + path,
             "LANG": "C.UTF-8",
         }
         if extra:
@@ -63,10 +66,11 @@ def run(
     kwargs: dict[str, object] = {}
     if account is not None:
         cwd = account.home if account.home.is_dir() else Path("/")
+        user, group, extra_groups = identity(account)
         kwargs.update(
-            user=account.uid,
-            group=account.gid,
-            extra_groups=[],
+            user=user,
+            group=group,
+            extra_groups=extra_groups,
             env=account.environment(path, env_extra),
             cwd=str(cwd),
         )
@@ -95,6 +99,14 @@ def run(
             f"{tail(cp.stderr or cp.stdout)}"
         )
     return cp
+
+
+def identity(account: Account) -> tuple[int | None, int | None, list[int] | None]:
+    """subprocess's (user, group, extra_groups) to run a child as ACCOUNT: all None when that is
+    who we are already (setgroups needs root, so a single-user lab must not ask for it)."""
+    if account.uid == os.geteuid() and account.gid == os.getegid():
+        return None, None, None
+    return account.uid, account.gid, []
 
 
 def tail(text: str | None, lines: int = 6) -> str:
@@ -152,6 +164,21 @@ def pids_of_uid(uid: int) -> list[int]:
         except (OSError, ValueError):
             continue
     return [pid for pid in found if pid_alive(pid)]
+
+
+def pids_with_home(uid: int, home: Path) -> list[int]:
+    """Live processes of UID started with HOME set to HOME or a directory below it: the lab's
+    processes in single-user mode, where the user also runs everything else of theirs."""
+    found = []
+    for pid in pids_of_uid(uid):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        value = next((e[5:] for e in environ if e.startswith(b"HOME=")), None)
+        if value is not None and (value == bytes(home) or value.startswith(bytes(home) + b"/")):
+            found.append(pid)
+    return found
 
 
 def children_of(pid: int) -> list[int]:

@@ -3,12 +3,18 @@
 The defaults are the reference deployment on loopback: pgserver 127.0.0.2, bserver 127.0.0.3,
 geobserver 127.0.0.4, a private sshd on port 2222 and PostgreSQL on 5433. The PostgreSQL
 superuser role that Barman uses has the same name as the Barman OS user, as in the reference.
+
+Run as root, the three hosts are three OS users. Single-user mode (`single_user`, what a user
+who is not root gets) runs all three as that user, each host with a home of its own under
+<base>/home/<host>; see lab.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
+import pwd
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +27,7 @@ PG_HOST = "pgserver"
 PRIMARY_NODE = "bserver"
 PASSIVE_NODE = "geobserver"
 
-_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]{0,31}$")
 _ROLE = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
 # Paths end up inside postgresql.conf quotes, ssh configs and barman configs: keep them plain.
 _PATH = re.compile(r"^/[A-Za-z0-9._/+-]*$")
@@ -43,6 +49,7 @@ class LabSettings:
     barman_version: str = "3.19.1"
     server_name: str = "pgserver"
     pg_bindir: Path = Path("/usr/lib/postgresql/15/bin")
+    single_user: bool = False
 
     # --- derived names and paths -------------------------------------------------------------
 
@@ -83,7 +90,21 @@ class LabSettings:
         return self.base_dir / "home"
 
     def home_of(self, user: str) -> Path:
+        """Root mode: the home of lab user USER."""
         return self.home_root / user
+
+    def host_home(self, host: str) -> Path:
+        """The home (HOME) of lab host HOST: its user's home, or in single-user mode its own."""
+        if self.single_user:
+            return self.home_root / host
+        return self.home_of(self.host_users[host])
+
+    def host_of_address(self, address: str) -> str:
+        return next(host for host, addr in self.host_addresses.items() if addr == address)
+
+    def path_prefix(self) -> str:
+        """What goes before PATH for the lab's processes: single-user mode's `ssh` wrapper."""
+        return f"{self.bin_dir}:" if self.single_user else ""
 
     @property
     def sshd_dir(self) -> Path:
@@ -134,6 +155,11 @@ class LabSettings:
             geo_user=f"{prefix}-geobmuser",
         )
 
+    def as_single_user(self, user: str) -> LabSettings:
+        """All three hosts run as USER (the caller, who is not root)."""
+        return dataclasses.replace(self, single_user=True, pg_user=user, barman_user=user,
+                                   geo_user=user)
+
     def validate(self) -> LabSettings:
         """Raise LabError naming the first bad setting; return self for chaining."""
         for name in ("base_dir", "pg_bindir"):
@@ -159,7 +185,9 @@ class LabSettings:
         for name in ("pg_user", "barman_user", "geo_user"):
             if not _NAME.match(getattr(self, name)):
                 raise LabError(f"{name}: {getattr(self, name)!r} is not a valid user name")
-        if len(set(self.users)) != 3:
+        if self.single_user and len(set(self.users)) != 1:
+            raise LabError("single-user mode: the three lab users must be the same user")
+        if not self.single_user and len(set(self.users)) != 3:
             raise LabError("the three lab users must differ")
         for name in ("monitor_role", "server_name"):
             if not _ROLE.match(getattr(self, name)):
@@ -187,3 +215,12 @@ class LabSettings:
                 value = data[f.name]
                 kwargs[f.name] = Path(value) if f.name in ("base_dir", "pg_bindir") else value
         return cls(**kwargs).validate()
+
+
+def default_settings() -> LabSettings:
+    """The lab `drconsole lab` builds without options: the reference deployment as three OS
+    users for root; for anyone else their single-user lab in /var/tmp/drconsole-lab-<user>."""
+    if os.geteuid() == 0:
+        return LabSettings()
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    return LabSettings(base_dir=Path(f"/var/tmp/drconsole-lab-{user}")).as_single_user(user)

@@ -2,9 +2,15 @@
 
 The sshd (one daemon per lab address, so one node can lose its sshd alone) has its own host key
 in <base>/sshd and listens only on the lab's loopback addresses.
-Every lab user gets ~/.ssh/config with the aliases pgserver / bserver / geobserver and a
+Every lab host gets ~/.ssh/config with the aliases pgserver / bserver / geobserver and a
 known_hosts that already holds the lab host key, so nothing is trusted on first use. Remote
 commands find a bare `barman` through `SetEnv PATH=…` (FINDINGS P5), which `up` verifies.
+
+Single-user mode: the daemons run as the caller and serve only the caller. Each one sets HOME to
+its host's home (which is how one user is three hosts) and reads that host's authorized_keys.
+OpenSSH's client takes ~/.ssh from the passwd entry, not from HOME, so the lab puts an `ssh`
+wrapper first on every lab PATH that passes `-F $HOME/.ssh/config`; Barman, rsync and
+barman-wal-archive all run a bare `ssh`, and the user's own ~/.ssh is never read or written.
 """
 
 from __future__ import annotations
@@ -46,6 +52,24 @@ def console_known_hosts(settings: LabSettings) -> Path:
 
 def remote_path(venv_bin: Path) -> str:
     return f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"
+
+
+def ssh_wrapper(settings: LabSettings) -> Path:
+    return settings.bin_dir / "ssh"
+
+
+SSH_WRAPPER = """#!/bin/sh
+# written by `drconsole lab up` (single-user mode): each lab host's own ssh config, known_hosts
+# and key, found through HOME because OpenSSH itself looks in the passwd entry's home.
+exec /usr/bin/ssh -F "$HOME/.ssh/config" "$@"
+"""
+
+
+def write_ssh_wrapper(settings: LabSettings) -> None:
+    settings.bin_dir.mkdir(parents=True, exist_ok=True)
+    path = ssh_wrapper(settings)
+    path.write_text(SSH_WRAPPER, encoding="ascii")
+    path.chmod(0o755)
 
 
 # --- keys ------------------------------------------------------------------------------------
@@ -97,15 +121,17 @@ def known_hosts_text(settings: LabSettings, with_aliases: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def client_config_text(settings: LabSettings) -> str:
+def client_config_text(settings: LabSettings, home: Path) -> str:
+    """The ssh config of the lab host whose home is HOME (paths are absolute: with `-F`, `~` is
+    still the passwd home)."""
     blocks = [f"Host {alias}\n    HostName {addr}\n"
               for alias, addr in settings.host_addresses.items()]
     blocks.append(
         f"Host {' '.join(settings.host_addresses)}\n"
         f"    Port {settings.ssh_port}\n"
-        "    IdentityFile ~/.ssh/id_ed25519\n"
+        f"    IdentityFile {home}/.ssh/id_ed25519\n"
         "    IdentitiesOnly yes\n"
-        "    UserKnownHostsFile ~/.ssh/known_hosts\n"
+        f"    UserKnownHostsFile {home}/.ssh/known_hosts\n"
         "    GlobalKnownHostsFile /dev/null\n"
         "    StrictHostKeyChecking yes\n"
         "    CheckHostIP no\n"
@@ -118,7 +144,7 @@ def client_config_text(settings: LabSettings) -> str:
 def write_client_files(settings: LabSettings, account: Account, authorized: list[str]) -> None:
     ssh_dir = account.home / ".ssh"
     make_dir(ssh_dir, account, 0o700)
-    write_owned(ssh_dir / "config", client_config_text(settings), account, 0o600)
+    write_owned(ssh_dir / "config", client_config_text(settings, account.home), account, 0o600)
     write_owned(ssh_dir / "known_hosts", known_hosts_text(settings, True), account, 0o600)
     write_owned(ssh_dir / "authorized_keys", "\n".join(authorized) + "\n", account, 0o600)
 
@@ -148,27 +174,47 @@ def _legacy_files(settings: LabSettings) -> tuple[Path, Path]:
     return settings.sshd_dir / "sshd_config", settings.sshd_dir / "sshd.pid"
 
 
+def _mode_lines(settings: LabSettings, venv_bin: Path, address: str) -> str:
+    path = settings.path_prefix() + remote_path(venv_bin)
+    if not settings.single_user:
+        return (
+            f"AllowUsers {' '.join(settings.users)}\n"
+            "AuthorizedKeysFile .ssh/authorized_keys\n"
+            # Debian's way; locked accounts (useradd leaves '!') are then allowed (FINDINGS P7).
+            "UsePAM yes\n"
+            f"SetEnv PATH={path}\n"
+        )
+    home = settings.host_home(settings.host_of_address(address))
+    return (
+        f"AllowUsers {settings.barman_user}\n"
+        f"AuthorizedKeysFile {home}/.ssh/authorized_keys\n"
+        # A daemon that is not root cannot open Debian's PAM session (pam_loginuid).
+        "UsePAM no\n"
+        # The lab's files are 0600 in a 0700 base dir, but StrictModes also refuses /var/tmp
+        # (mode 1777) on the way from / to them.
+        "StrictModes no\n"
+        # One line: sshd keeps only its first SetEnv.
+        f"SetEnv HOME={home} PATH={path}\n"
+    )
+
+
 def config_text(settings: LabSettings, venv_bin: Path, address: str) -> str:
     return (
         f"# private sshd of `drconsole lab` for {address} (the system sshd is not involved)\n"
         f"ListenAddress {address}:{settings.ssh_port}\n"
         f"HostKey {host_key(settings)}\n"
         f"PidFile {pid_file(settings, address)}\n"
-        "AuthorizedKeysFile .ssh/authorized_keys\n"
         "PubkeyAuthentication yes\n"
         "PasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\n"
         "PermitRootLogin no\n"
-        f"AllowUsers {' '.join(settings.users)}\n"
-        # Debian's way; locked accounts (useradd leaves '!') are then allowed (FINDINGS P7).
-        "UsePAM yes\n"
-        "PrintMotd no\n"
+        + _mode_lines(settings, venv_bin, address)
+        + "PrintMotd no\n"
         "PrintLastLog no\n"
         "X11Forwarding no\n"
         "MaxStartups 100:30:200\n"
         "MaxSessions 100\n"
         "LogLevel INFO\n"
-        f"SetEnv PATH={remote_path(venv_bin)}\n"
         "Subsystem sftp /usr/lib/openssh/sftp-server\n"
     )
 

@@ -40,7 +40,7 @@ def ensure(settings: LabSettings, accounts: Sequence[Account]) -> tuple[Path, bo
     if not Path(SYSTEM_PYTHON).exists():
         raise LabError(f"{SYSTEM_PYTHON} is missing; install python3-venv (see README)")
     run([SYSTEM_PYTHON, "-m", "venv", "--clear", str(own)], timeout=180)
-    pip = [str(own / "bin" / "python"), "-m", "pip", "install", "-q"]
+    pip = [str(own / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir"]
     # psycopg2-binary first and barman without deps: pip would compile psycopg2 (FINDINGS P2).
     run([*pip, "psycopg2-binary", "python-dateutil"], timeout=600)
     run([*pip, "--no-deps", f"barman=={settings.barman_version}"], timeout=600)

@@ -66,9 +66,9 @@ def test_status_of_an_absent_lab_exits_3(tmp_path: Path) -> None:
     assert '"state": "absent"' in cp.stdout
 
 
-def test_lab_up_as_non_root_says_why(tmp_path: Path) -> None:
+def test_user_prefix_as_non_root_says_it_is_for_root_labs(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "dr_console.cli", "lab", "up", "--base-dir",
-            str(tmp_path / "l")]
+            str(tmp_path / "l"), "--user-prefix", "mine"]
     if os.geteuid() == 0:
         # as nobody: the project must be readable by others (it is in the lab's venv check too)
         probe = subprocess.run(
@@ -81,5 +81,6 @@ def test_lab_up_as_non_root_says_why(tmp_path: Path) -> None:
     cp = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
                         cwd="/")
     assert cp.returncode == 1
-    assert "needs root" in cp.stderr
+    assert "drconsole lab up: --user-prefix needs root: a single-user lab runs as you" in cp.stderr
     assert "Traceback" not in cp.stderr
+    assert not (tmp_path / "l").exists()
