@@ -229,8 +229,12 @@ class DrConsoleApp(OperationsMixin):
         now = self.now()
         text = Text()
         count = len(state.servers)
-        nodes = len({s.node for s in state.servers.values()})
+        nodes = len({s.node for s in state.servers.values()} | set(state.dark_nodes))
         text.append(f"{count} servers on {nodes} nodes", style="bold")
+        down = sorted(n.node for n in state.fleet.nodes.values() if not n.reachable) \
+            if state.fleet else []
+        if down:
+            text.append(f"  unreachable: {', '.join(down)}", style="bold reverse")
         if state.last_poll_at is None:
             text.append("  waiting for the first poll")
         else:
@@ -247,6 +251,8 @@ class DrConsoleApp(OperationsMixin):
     def open_server(self, key: str) -> None:
         if key in self.state.servers:
             self.push_screen(ServerScreen(key))
+        else:
+            self.notify(self.state.why_no_server(key), severity="error")
 
     def open_backup(self, key: str, backup_id: str) -> None:
         state = self.state.servers.get(key)

@@ -75,7 +75,7 @@ class OperationsMixin(App[int]):
             return
         state = self.state.servers.get(key)
         if state is None:
-            self.notify(f"{key} is not in the fleet any more", severity="warning")
+            self.notify(self.state.why_no_server(key), severity="warning")
             return
         backup: Backup | None = None
         catalogue = state.catalogue.value

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dr_console.core import fmt
-from dr_console.models import Health
-from dr_console.tui.state import ConsoleState, ServerState
+from dr_console.models import Health, NodeSnapshot
+from dr_console.tui.state import ConsoleState, ServerState, row_key
 
 # (key, title). The long WAL name comes last so the figures fit in 80 columns.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -25,6 +25,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 COLUMN_KEYS = tuple(key for key, _ in COLUMNS)
 SortValue = tuple[int, float | str]  # (0, value) sorts before (1, missing)
+# The server cell of an unreachable node's row: never a Barman server name (no parentheses).
+UNREACHABLE = "(unreachable)"
 
 
 @dataclass(frozen=True)
@@ -103,5 +105,23 @@ def _segments(count: int | None) -> str:
     return f"{count} seg"
 
 
+def node_key(node: str) -> str:
+    """The row key of NODE's row while it is unreachable and none of its servers is known."""
+    return row_key(node, UNREACHABLE)
+
+
+def dark_node_row(node: NodeSnapshot) -> FleetRow:
+    """A row for a node the console cannot reach and whose servers it has never seen, so that
+    a node down from the start is as visible as one that went down later."""
+    cells = dict.fromkeys(COLUMN_KEYS, "-")
+    cells.update(server=UNREACHABLE, node=node.node, site=node.site or "-",
+                 role=node.role.value, health=f"{Health.UNKNOWN.label} STALE")
+    sort = {key: _text(None) for key in COLUMN_KEYS}
+    sort.update(server=_text(UNREACHABLE), node=_text(node.node), site=_text(node.site),
+                role=_text(node.role.value), health=(0, -1.5))
+    return FleetRow(node_key(node.node), cells, sort, Health.UNKNOWN, True)
+
+
 def fleet_rows(console: ConsoleState, now: datetime) -> list[FleetRow]:
-    return [fleet_row(console, state, now) for state in console.servers.values()]
+    rows = [fleet_row(console, state, now) for state in console.servers.values()]
+    return rows + [dark_node_row(node) for node in console.dark_nodes.values()]

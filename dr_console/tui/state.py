@@ -19,6 +19,7 @@ from dr_console.models import (
     FleetSnapshot,
     GeoReplica,
     Health,
+    NodeSnapshot,
     ServerSnapshot,
     WalStream,
 )
@@ -94,21 +95,26 @@ class ConsoleState:
     servers: dict[str, ServerState] = field(default_factory=dict)
     poll_error: str | None = None  # the whole collect failed (a bug or a timeout)
     last_poll_at: datetime | None = None
+    # Unreachable nodes whose servers the console has never seen: they get a row of their own.
+    dark_nodes: dict[str, NodeSnapshot] = field(default_factory=dict)
 
     def apply(self, fleet: FleetSnapshot) -> None:
         self.fleet = fleet
         self.poll_error = None
         self.last_poll_at = fleet.taken_at
+        self.dark_nodes = {}
         seen: set[str] = set()
         for node in fleet.nodes.values():
             if not node.reachable and not node.servers:
                 error = node.error or "node unreachable"
-                for known in self.servers.values():
-                    if known.node == node.node:
-                        known.node_error = error
-                        known.health = Health.UNKNOWN
-                        known.health_detail = error
-                        seen.add(known.key)
+                known_rows = [k for k in self.servers.values() if k.node == node.node]
+                for known in known_rows:
+                    known.node_error = error
+                    known.health = Health.UNKNOWN
+                    known.health_detail = error
+                    seen.add(known.key)
+                if not known_rows:
+                    self.dark_nodes[node.node] = node
                 continue
             for snap in node.servers.values():
                 key = row_key(snap.node, snap.server)
@@ -122,6 +128,15 @@ class ConsoleState:
                     state.node_error = node.error or "node unreachable"
         for key in set(self.servers) - seen:
             del self.servers[key]
+
+    def why_no_server(self, key: str) -> str:
+        """What to tell a user who acts on row KEY that has no server behind it."""
+        node, _, _ = key.partition("/")
+        dark = self.dark_nodes.get(node)
+        if dark is not None and key not in self.servers:
+            return (f"{node} is unreachable and none of its servers is known yet: "
+                    f"{dark.error or 'no answer'}")
+        return f"{key} is not in the fleet any more"
 
     def fail(self, error: str, at: datetime) -> None:
         self.poll_error = error

@@ -7,7 +7,7 @@ from textual.widgets import Input, Static
 from dr_console.tui.screens.fleet import FleetScreen
 from dr_console.tui.screens.server import ServerScreen
 from dr_console.tui.widgets.fleet_table import FleetTable
-from tests.tui.fleet_fixture import fleet, many_servers
+from tests.tui.fleet_fixture import fleet, many_servers, with_node_down
 from tests.tui.helpers import build, cell, notifications, row_keys, text_of, wait_for, wait_polls
 
 
@@ -118,3 +118,34 @@ async def test_enter_opens_the_server_view_and_escape_returns() -> None:
         assert app.screen.key == "bserver/pgserver"
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen))
+
+
+async def test_a_node_down_from_the_start_has_a_row_until_it_answers() -> None:
+    down = with_node_down(fleet(), "geobserver", "ssh: connection refused")
+    app, _ = build([down, fleet()])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_polls(pilot, app, 1)
+        table = app.screen.query_one(FleetTable)
+        assert sorted(row_keys(table)) == ["bserver/pgother", "bserver/pgserver",
+                                           "geobserver/(unreachable)"]
+        row = "geobserver/(unreachable)"
+        assert cell(table, row, "health") == "UNKNOWN STALE"
+        assert (cell(table, row, "site"), cell(table, row, "role")) == ("Y", "passive")
+        status = text_of(app.screen.query_one("#status-line", Static))
+        assert "2 servers on 2 nodes" in status
+        assert "unreachable: geobserver" in status
+        await pilot.press("s", "s", "s", "s", "s")  # by health: UNKNOWN right after CRITICAL
+        await pilot.pause()
+        assert row_keys(table)[:2] == ["bserver/pgother", row]
+        table.move_cursor(row=1)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, FleetScreen)
+        assert ("geobserver is unreachable and none of its servers is known yet: "
+                "ssh: connection refused") in notifications(app)
+        await pilot.press("r")
+        await wait_polls(pilot, app, 2)
+        assert sorted(row_keys(table)) == ["bserver/pgother", "bserver/pgserver",
+                                           "geobserver/pgserver"]
+        status = text_of(app.screen.query_one("#status-line", Static))
+        assert "unreachable" not in status

@@ -8,6 +8,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from dr_console.tui import keymap
 from dr_console.tui.rows import COLUMNS, fleet_rows
 from dr_console.tui.screens.base import ConsoleScreen
+from dr_console.tui.state import row_key
 from dr_console.tui.widgets.fleet_table import FleetTable
 
 SORT_CYCLE: tuple[str | None, ...] = (None, *(key for key, _ in COLUMNS))
@@ -67,8 +68,8 @@ class FleetScreen(ConsoleScreen):
         self.sort_column = SORT_CYCLE[(index + 1) % len(SORT_CYCLE)]
         if self.sort_column is None:
             table = self.query_one(FleetTable)
-            order = list(self.console.state.servers)
-            table.sort("node", "server", key=lambda v: order.index(f"{v[0]}/{v[1]}"))
+            order = [row.key for row in fleet_rows(self.console.state, self.console.now())]
+            table.sort("node", "server", key=lambda v: order.index(row_key(str(v[0]), str(v[1]))))
         self.refresh_view()
         label = TITLES[self.sort_column] if self.sort_column else "poll order"
         self.notify(f"sorted by {label}", timeout=2)
