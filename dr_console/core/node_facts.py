@@ -42,7 +42,6 @@ while [ "$#" -ge 9 ]; do
   done
   if [ -r "$xlogdb" ]; then
     tail -n 8 "$xlogdb" | while IFS= read -r line; do printf 'X %s\n' "$line"; done
-    printf 'Q %s\n' "$(wc -l < "$xlogdb")"
   else
     printf 'X\n'
   fi
@@ -144,7 +143,6 @@ class WalEntry:
 class ServerFileFacts:
     server: str
     last_wal: WalEntry | None = None
-    xlogdb_lines: int | None = None
     incoming_count: int | None = None
     streaming_count: int | None = None
     partial_name: str | None = None
@@ -250,8 +248,6 @@ def parse_output(text: str) -> NodeFileFacts:
                 current["last_wal"] = WalEntry(entry.name, entry.size, newest_time)
             else:
                 current["last_wal"] = WalEntry(previous.name, previous.size, newest_time)
-        elif tag == "Q":
-            current["xlogdb_lines"] = _int(value)
         elif tag == "I":
             current["incoming_count"] = _int(value)
         elif tag == "T":
