@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -188,6 +189,8 @@ class Lab:
     def up(self) -> Path:
         """Build what is missing, start what is down, end with a checked backup on both nodes."""
         require_mode(self.settings, "lab up")
+        if self.settings.single_user:
+            _require_login_shell(self.settings.barman_user)
         self._t0 = time.monotonic()
         with locked(self.settings.base_dir, create=True):
             self._waited_for_lock()
@@ -515,6 +518,19 @@ def host_account(settings: LabSettings, host: str, user: str) -> Account:
         raise LabError(f"lab user {user} does not exist: is the lab up?")
     return dataclasses.replace(account, home=settings.host_home(host),
                                path_prefix=settings.path_prefix())
+
+
+def _require_login_shell(user: str) -> None:
+    """sshd runs the hosts' remote commands (barman put-wal, rsync --server) through the
+    user's login shell, so a single-user lab needs one that runs commands."""
+    try:
+        shell = pwd.getpwnam(user).pw_shell
+    except KeyError as exc:
+        raise LabError(f"user {user} does not exist") from exc
+    if Path(shell).name in ("nologin", "false") or not os.access(shell, os.X_OK):
+        raise LabError(f"single-user mode: the login shell of {user} ({shell or 'none'}) cannot "
+                       "run the commands the lab's hosts send each other over ssh; use an "
+                       "account with a shell such as /bin/bash")
 
 
 def mode_error(settings: LabSettings, what: str) -> str | None:

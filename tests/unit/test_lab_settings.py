@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,25 @@ def test_user_prefix_as_non_root_says_it_is_for_root_labs(tmp_path: Path) -> Non
     assert "drconsole lab up: --user-prefix needs root: a single-user lab runs as you" in cp.stderr
     assert "Traceback" not in cp.stderr
     assert not (tmp_path / "l").exists()
+
+
+def test_single_user_lab_of_an_account_without_a_shell_is_refused_up_front() -> None:
+    base = Path("/var/tmp/drconsole-lab-test-noshell")
+    argv = [sys.executable, "-m", "dr_console.cli", "lab", "up", "--base-dir", str(base),
+            "--address-base", "127.0.0.42"]
+    if os.geteuid() == 0:
+        probe = subprocess.run(
+            ["runuser", "-u", "nobody", "--", sys.executable, "-c", "import dr_console"],
+            capture_output=True, text=True, timeout=60, check=False, cwd="/",
+        )  # fmt: skip
+        if probe.returncode != 0:
+            pytest.skip("this checkout is not readable by other users (a private parent dir)")
+        argv = ["runuser", "-u", "nobody", "--", *argv]
+    elif Path(pwd.getpwuid(os.geteuid()).pw_shell).name not in ("nologin", "false"):
+        pytest.skip("needs root to run as an account without a login shell")
+    cp = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, cwd="/")
+    assert cp.returncode == 1
+    assert cp.stderr.startswith("drconsole lab up: single-user mode: the login shell of nobody "
+                                "(/usr/sbin/nologin) cannot run the commands")
+    assert "Traceback" not in cp.stderr
+    assert not base.exists()
