@@ -227,3 +227,57 @@ async def test_drill_from_keys_reports_rto(lab: Lab) -> None:
         assert status.startswith("DONE: drill RTO"), status + result
         assert re.search(r"RTO +[0-9.]+ s \(recover [0-9.]+ s \+ replay [0-9.]+ s\)", result)
         assert "verified        yes" in result and "cleaned up      yes" in result
+
+
+@pytest.fixture
+def pg_workdir(lab: Lab) -> Iterator[str]:
+    """A fresh directory name in the PostgreSQL user's home on pgserver, removed at the end."""
+    home = lab.settings.host_home("pgserver")
+    path = f"{home}/wiztest-{secrets.token_hex(4)}"
+    assert re.fullmatch(r"/var/tmp/drconsole-lab[-0-9a-z]*/home/[a-z0-9-]+/wiztest-[0-9a-f]{8}",
+                        path)
+    yield path
+    lab.run_as("pgserver", ["rm", "-rf", "--", path], check=False)
+
+
+async def test_remote_recovery_from_keys_names_the_barman_host_in_restore_command(
+    lab: Lab, pg_workdir: str
+) -> None:
+    """USER@HOST:PATH in the destination field: pre-flight on that host, the plan's
+    --remote-ssh-command, and a restore_command that fetches WAL from bserver (never localhost),
+    checked in the files the recovery wrote on pgserver."""
+    pg_user = lab.settings.pg_user
+    app = make_app(load_config(lab.config_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        dest = await _to_destination(pilot, app, "latest")
+        lab.run_as("pgserver", ["mkdir", "-p", f"{pg_workdir}/full"], check=True)
+        lab.run_as("pgserver", ["touch", f"{pg_workdir}/full/precious"], check=True)
+        out = await _preflight(pilot, dest, f"{pg_user}@pgserver:{pg_workdir}/full")
+        assert "REFUSED" in out and "is not empty (1 entries: precious" in out, out
+        out = await _preflight(pilot, dest, f"{pg_user}@pgserver:{pg_workdir}/data")
+        assert "pre-flight passed" in out and "REFUSED" not in out, out
+        await pilot.press("enter")
+        assert isinstance(app.screen, OptionsStep)
+        await pilot.press("tab", "tab", "enter")  # copy-wal, standby, jobs field -> review
+        review = app.screen
+        assert isinstance(review, ReviewStep), shown(app.screen, "#wizard-error")
+        text = shown(review, "#review")
+        assert f"--remote-ssh-command 'ssh {pg_user}@pgserver'" in text, text
+        await pilot.press("enter")
+        assert isinstance(app.screen, TypedConfirm)
+        await type_text(pilot, SERVER)
+        await pilot.press("enter")
+        run = app.screen
+        assert isinstance(run, RunStep)
+        await until(pilot, lambda: not run.running, 600, "remote recovery")
+        status, result = shown(run, "#run-status"), shown(run, "#run-result")
+        print(f"\nwizard remote recovery:\n{status}\n{result}")
+        assert status.startswith("DONE"), status + result
+        assert re.search(r"OK +restore_command: 'barman-wal-restore -P -U \S+ bserver "
+                         rf"{SERVER} %f %p'", result), result
+        assert "localhost" not in result
+    auto = lab.run_as("pgserver", ["cat", f"{pg_workdir}/data/postgresql.auto.conf"]).stdout
+    assert re.search(r"restore_command = 'barman-wal-restore -P -U \S+ bserver", auto), auto
+    # Written on pgserver by the recovery, owned by the PostgreSQL user there.
+    owner = lab.run_as("pgserver", ["stat", "-c", "%U", f"{pg_workdir}/data/PG_VERSION"])
+    assert owner.stdout.strip() == pg_user
