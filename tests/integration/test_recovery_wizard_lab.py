@@ -117,6 +117,23 @@ async def _preflight(pilot: Pilot[object], dest: DestinationStep, text: str) -> 
     return shown(dest, "#preflight") + shown(dest, "#wizard-error")
 
 
+async def _confirmed_run(pilot: Pilot[object], app: DrConsoleApp, key: str,
+                         step: type[RunStep | DrillStep], timeout: float,
+                         what: str) -> tuple[str, str]:
+    """From the review: KEY, the server's name typed to confirm, then STEP until it ends;
+    its status and result lines."""
+    await pilot.press(key)
+    assert isinstance(app.screen, TypedConfirm)
+    await type_text(pilot, SERVER)
+    await pilot.press("enter")
+    running = app.screen
+    assert isinstance(running, step)
+    await until(pilot, lambda: not running.running, timeout, what)
+    status, result = shown(running, "#run-status"), shown(running, "#run-result")
+    print(f"\nwizard {what}:\n{status}\n{result}")
+    return status, result
+
+
 async def test_pitr_from_keys_refusals_typed_confirmation_run_and_checklist(
     lab: Lab, workdir: str
 ) -> None:
@@ -216,14 +233,7 @@ async def test_drill_from_keys_reports_rto(lab: Lab) -> None:
         assert isinstance(app.screen, OptionsStep)
         await pilot.press("tab", "tab", "enter")  # copy-wal, standby, jobs field: enter -> review
         assert isinstance(app.screen, ReviewStep)
-        await pilot.press("d")
-        await type_text(pilot, SERVER)
-        await pilot.press("enter")
-        drill = app.screen
-        assert isinstance(drill, DrillStep)
-        await until(pilot, lambda: not drill.running, 900, "drill")
-        status, result = shown(drill, "#run-status"), shown(drill, "#run-result")
-        print(f"\nwizard drill:\n{status}\n{result}")
+        status, result = await _confirmed_run(pilot, app, "d", DrillStep, 900, "drill")
         assert status.startswith("DONE: drill RTO"), status + result
         assert re.search(r"RTO +[0-9.]+ s \(recover [0-9.]+ s \+ replay [0-9.]+ s\)", result)
         assert "verified        yes" in result and "cleaned up      yes" in result
@@ -263,15 +273,8 @@ async def test_remote_recovery_from_keys_names_the_barman_host_in_restore_comman
         assert isinstance(review, ReviewStep), shown(app.screen, "#wizard-error")
         text = shown(review, "#review")
         assert f"--remote-ssh-command 'ssh {pg_user}@pgserver'" in text, text
-        await pilot.press("enter")
-        assert isinstance(app.screen, TypedConfirm)
-        await type_text(pilot, SERVER)
-        await pilot.press("enter")
-        run = app.screen
-        assert isinstance(run, RunStep)
-        await until(pilot, lambda: not run.running, 600, "remote recovery")
-        status, result = shown(run, "#run-status"), shown(run, "#run-result")
-        print(f"\nwizard remote recovery:\n{status}\n{result}")
+        status, result = await _confirmed_run(pilot, app, "enter", RunStep, 600,
+                                              "remote recovery")
         assert status.startswith("DONE"), status + result
         assert re.search(r"OK +restore_command: 'barman-wal-restore -P -U \S+ bserver "
                          rf"{SERVER} %f %p'", result), result

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -67,9 +66,9 @@ def test_status_of_an_absent_lab_exits_3(tmp_path: Path) -> None:
     assert '"state": "absent"' in cp.stdout
 
 
-def test_user_prefix_as_non_root_says_it_is_for_root_labs(tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "dr_console.cli", "lab", "up", "--base-dir",
-            str(tmp_path / "l"), "--user-prefix", "mine"]
+def lab_cli_not_as_root(*args: str) -> subprocess.CompletedProcess[str]:
+    """`drconsole lab ARGS` as a user who is not root: this one, or nobody when this is root."""
+    argv = [sys.executable, "-m", "dr_console.cli", "lab", *args]
     if os.geteuid() == 0:
         # as nobody: the project must be readable by others (it is in the lab's venv check too)
         probe = subprocess.run(
@@ -79,29 +78,21 @@ def test_user_prefix_as_non_root_says_it_is_for_root_labs(tmp_path: Path) -> Non
         if probe.returncode != 0:
             pytest.skip("this checkout is not readable by other users (a private parent dir)")
         argv = ["runuser", "-u", "nobody", "--", *argv]
-    cp = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
-                        cwd="/")
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, cwd="/")
+
+
+def test_user_prefix_as_non_root_says_it_is_for_root_labs(tmp_path: Path) -> None:
+    cp = lab_cli_not_as_root("up", "--base-dir", str(tmp_path / "l"), "--user-prefix", "mine")
     assert cp.returncode == 1
     assert "drconsole lab up: --user-prefix needs root: a single-user lab runs as you" in cp.stderr
     assert "Traceback" not in cp.stderr
     assert not (tmp_path / "l").exists()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as an account without a shell")
 def test_single_user_lab_of_an_account_without_a_shell_is_refused_up_front() -> None:
     base = Path("/var/tmp/drconsole-lab-test-noshell")
-    argv = [sys.executable, "-m", "dr_console.cli", "lab", "up", "--base-dir", str(base),
-            "--address-base", "127.0.0.42"]
-    if os.geteuid() == 0:
-        probe = subprocess.run(
-            ["runuser", "-u", "nobody", "--", sys.executable, "-c", "import dr_console"],
-            capture_output=True, text=True, timeout=60, check=False, cwd="/",
-        )  # fmt: skip
-        if probe.returncode != 0:
-            pytest.skip("this checkout is not readable by other users (a private parent dir)")
-        argv = ["runuser", "-u", "nobody", "--", *argv]
-    elif Path(pwd.getpwuid(os.geteuid()).pw_shell).name not in ("nologin", "false"):
-        pytest.skip("needs root to run as an account without a login shell")
-    cp = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, cwd="/")
+    cp = lab_cli_not_as_root("up", "--base-dir", str(base), "--address-base", "127.0.0.42")
     assert cp.returncode == 1
     assert cp.stderr.startswith("drconsole lab up: single-user mode: the login shell of nobody "
                                 "(/usr/sbin/nologin) cannot run the commands")
