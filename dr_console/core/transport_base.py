@@ -3,10 +3,41 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 import shlex
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+
+STREAM_CHUNK = 64 * 1024  # characters read at a time from a streamed command
+MAX_LINE = 1024 * 1024  # a longer line comes out in pieces of this size
+
+
+async def chunked_lines(
+    read_chunk: Callable[[], Awaitable[str | None]],
+) -> AsyncGenerator[str, None]:
+    """The lines, without their endings, of the text READ_CHUNK returns until it returns None.
+
+    Reading a chunk at a time makes a fast producer cost one await per chunk rather than one per
+    line, and the event loop gets a turn after every chunk even when more output is already
+    buffered: a log written at thousands of lines a second cannot hold up key presses.
+    """
+    pending = ""
+    while (chunk := await read_chunk()) is not None:
+        pending += chunk
+        *complete, pending = pending.split("\n")
+        for line in complete:
+            line = line.rstrip("\r")
+            while len(line) > MAX_LINE:
+                yield line[:MAX_LINE]
+                line = line[MAX_LINE:]
+            yield line
+        while len(pending) > MAX_LINE:
+            yield pending[:MAX_LINE]
+            pending = pending[MAX_LINE:]
+        await asyncio.sleep(0)
+    if pending:
+        yield pending.rstrip("\r")
 
 
 class TransportError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import signal
@@ -10,17 +11,19 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 
 from dr_console.core.transport_base import (
+    STREAM_CHUNK,
     CommandResult,
     CommandTimeout,
     LineStream,
     Transport,
     TransportError,
     check_argv,
+    chunked_lines,
     describe,
     timeout_message,
 )
 
-_LINE_LIMIT = 1024 * 1024  # longest line stream() accepts before splitting it
+_LINE_LIMIT = 1024 * 1024  # the StreamReader buffer: reading pauses beyond twice this
 _REAP_TIMEOUT = 5.0  # after SIGKILL, how long to wait for the kernel to reap the process
 
 
@@ -62,18 +65,22 @@ class LocalTransport(Transport):
         proc = await _spawn(
             stream.argv, stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.STDOUT
         )
-        assert proc.stdout is not None
+        stdout = proc.stdout
+        assert stdout is not None
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+        async def read_chunk() -> str | None:
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            try:
+                raw = await asyncio.wait_for(stdout.read(STREAM_CHUNK), remaining)
+            except TimeoutError:
+                assert timeout is not None
+                raise CommandTimeout(timeout_message(stream.argv, timeout)) from None
+            return decoder.decode(raw, final=not raw) if raw else None
+
         try:
-            while True:
-                remaining = None if deadline is None else max(0.0, deadline - loop.time())
-                try:
-                    raw = await asyncio.wait_for(_readline(proc.stdout), remaining)
-                except TimeoutError:
-                    assert timeout is not None
-                    raise CommandTimeout(timeout_message(stream.argv, timeout)) from None
-                if not raw:
-                    break
-                yield raw.decode(errors="replace").rstrip("\r\n")
+            async for line in chunked_lines(read_chunk):
+                yield line
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
             try:
                 stream.returncode = await asyncio.wait_for(proc.wait(), remaining)
@@ -105,16 +112,6 @@ async def _spawn(args: tuple[str, ...], *, stdin: int, stderr: int) -> asyncio.s
         raise TransportError(f"cannot run `{describe(args)}`: permission denied") from None
     except OSError as exc:
         raise TransportError(f"cannot run `{describe(args)}`: {exc.strerror or exc}") from None
-
-
-async def _readline(reader: asyncio.StreamReader) -> bytes:
-    """One line; a line longer than the limit comes back in limit-sized pieces."""
-    try:
-        return await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as exc:
-        return exc.partial  # the last line without a newline, or b"" at the end
-    except asyncio.LimitOverrunError as exc:
-        return await reader.readexactly(exc.consumed)
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:

@@ -22,12 +22,14 @@ import asyncssh
 
 from dr_console.config import SshSpec
 from dr_console.core.transport_base import (
+    STREAM_CHUNK,
     CommandResult,
     CommandTimeout,
     LineStream,
     Transport,
     TransportError,
     check_argv,
+    chunked_lines,
     describe,
     timeout_message,
 )
@@ -108,12 +110,14 @@ class SshTransport(Transport):
 
         async with self._sessions:
             proc = await self._start(stream.argv, stdin=None, merge_stderr=True)
+
+            async def read_chunk() -> str | None:
+                chunk: str = await asyncio.wait_for(proc.stdout.read(STREAM_CHUNK), remaining())
+                return chunk or None
+
             try:
-                while True:
-                    line = await asyncio.wait_for(proc.stdout.readline(), remaining())
-                    if not line:
-                        break
-                    yield line.rstrip("\r\n")
+                async for line in chunked_lines(read_chunk):
+                    yield line
                 await asyncio.wait_for(proc.wait_closed(), remaining())
             except TimeoutError:
                 assert timeout is not None

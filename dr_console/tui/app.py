@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -80,6 +81,10 @@ class DrConsoleApp(OperationsMixin):
         jobs: JobManager | None = None,
     ) -> None:
         super().__init__()
+        if "TEXTUAL_ANIMATIONS" not in os.environ:
+            # Over ssh every animation frame is a screen update on the wire; a key should move
+            # the view at once (a scroll lands in one frame, not after a glide).
+            self.animation_level = "none"
         self.config = config
         self.collector = collector
         self.now = now

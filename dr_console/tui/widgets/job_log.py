@@ -9,7 +9,7 @@ from dr_console.core.jobs import JobError, JobManager
 from dr_console.core.transport import TransportError
 from dr_console.models import Job
 
-FLUSH_INTERVAL = 0.05  # seconds between two write_lines() calls while lines are arriving
+FLUSH_INTERVAL = 0.1  # seconds between two write_lines() calls while lines are arriving
 MAX_LINES = 10_000
 
 
