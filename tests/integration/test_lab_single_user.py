@@ -2,17 +2,15 @@
 and removed with that user's own home and processes left alone.
 
 Run as root, the test creates a throwaway unprivileged user and runs `drconsole lab` as that user;
-run by anyone else, it runs the lab as the caller. The CLI runs in a forked child that has become
-the user, so the test works even when this checkout is not readable by that user (a clone under a
-private directory): the code is already in memory, and the lab then builds a Barman venv its user
-can run.
+run by anyone else, it runs the lab as the caller. The CLI runs as that user through
+tests/run_as_user.py, so the test works even when this checkout is not readable by that user;
+the lab then builds a Barman venv its user can run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import pwd
@@ -20,19 +18,16 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-import dr_console.cli
-import dr_console.lab.cli  # imported before forking: see as_user
 from dr_console.lab.lab import Lab
 from dr_console.lab.proc import pid_alive, pids_of_uid, pids_with_home
+from tests.run_as_user import Cli, as_user
 
 pytestmark = pytest.mark.integration
 
@@ -43,58 +38,6 @@ LAB_OPTIONS = ["--base-dir", str(BASE), "--address-base", "127.0.0.32", "--ssh-p
 THROWAWAY_USER = "drlabsolo"
 # What a single-user lab must never touch in the home of the user who runs it.
 PRIVATE_NAMES = (".ssh", ".pgpass", ".barman.conf", "barman.d", ".bashrc", ".profile")
-
-
-@dataclass(frozen=True)
-class Cli:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def as_user(user: pwd.struct_passwd, *argv: str, timeout: float = 900) -> Cli:
-    """`drconsole ARGV` (the real CLI entry point) in a child process that has become USER."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into pytest
-            code = 70
-            try:
-                os.dup2(out.fileno(), 1)
-                os.dup2(err.fileno(), 2)
-                sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False),
-                                              line_buffering=True)
-                sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False),
-                                              line_buffering=True)
-                if os.geteuid() != user.pw_uid:
-                    os.setgroups([])
-                    os.setgid(user.pw_gid)
-                    os.setuid(user.pw_uid)
-                os.environ.update(HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)
-                os.chdir("/")
-                code = dr_console.cli.main(list(argv))
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                with contextlib.suppress(Exception):
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                os._exit(code)
-        deadline = time.monotonic() + timeout
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                pytest.fail(f"drconsole {' '.join(argv)} as {user.pw_name}: no end in {timeout} s")
-            time.sleep(0.2)
-        out.seek(0)
-        err.seek(0)
-        return Cli(os.waitstatus_to_exitcode(status), out.read().decode(errors="replace"),
-                   err.read().decode(errors="replace"))
 
 
 def home_snapshot(home: Path, whole: bool) -> dict[str, tuple[int, str]]:
