@@ -219,8 +219,18 @@ class LabSettings:
 
 def default_settings() -> LabSettings:
     """The lab `drconsole lab` builds without options: the reference deployment as three OS
-    users for root; for anyone else their single-user lab in /var/tmp/drconsole-lab-<user>."""
-    if os.geteuid() == 0:
+    users for root; for anyone else their single-user lab in /var/tmp/drconsole-lab-<user>, on
+    loopback addresses of their own (127.<uid / 256>.<uid % 256>.2-4), so that it runs beside
+    a root lab and other users' labs without choosing ports."""
+    uid = os.geteuid()
+    if uid == 0:
         return LabSettings()
-    user = pwd.getpwuid(os.geteuid()).pw_name
-    return LabSettings(base_dir=Path(f"/var/tmp/drconsole-lab-{user}")).as_single_user(user)
+    user = pwd.getpwuid(uid).pw_name
+    high, low = (uid >> 8) & 255, uid & 255
+    if (high, low) == (0, 0):  # 127.0.0.x is the root lab's
+        high = 255
+    return (
+        LabSettings(base_dir=Path(f"/var/tmp/drconsole-lab-{user}"))
+        .with_address_base(f"127.{high}.{low}.2")
+        .as_single_user(user)
+    )

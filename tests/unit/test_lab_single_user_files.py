@@ -36,6 +36,9 @@ def test_root_gets_the_reference_lab_and_anyone_else_a_lab_of_their_own(
     assert mine.users == ("nobody", "nobody", "nobody")
     assert mine.barman_role == "nobody"
     assert mine.base_dir == Path("/var/tmp/drconsole-lab-nobody")
+    # 65534 = 255 * 256 + 254: addresses of its own, beside the root lab's 127.0.0.2-4
+    assert mine.addresses == ("127.255.254.2", "127.255.254.3", "127.255.254.4")
+    assert (mine.ssh_port, mine.pg_port) == (2222, 5433)
     assert LabSettings.from_json(mine.to_json()) == mine
 
 
