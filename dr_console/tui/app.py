@@ -222,7 +222,9 @@ class DrConsoleApp(OperationsMixin):
     # --- views ------------------------------------------------------------------------------
 
     def refresh_views(self) -> None:
-        for screen in self.screen_stack:
+        """Redraw the screens the user can see: the top one and those under its dialogs. A
+        covered screen redraws when it is shown again (ConsoleScreen.on_screen_resume)."""
+        for screen in visible_screens(self.screen_stack):
             if isinstance(screen, ConsoleScreen) and screen.ready and screen.is_attached:
                 try:
                     screen.refresh_view()
@@ -367,3 +369,13 @@ class DrConsoleApp(OperationsMixin):
         # closing connections on the way out must not print a traceback
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.collector.close(), 10)
+
+
+def visible_screens(stack: list[Screen[object]]) -> list[Screen[object]]:
+    """The top screen, and below it every screen down to the first that is not a dialog."""
+    shown: list[Screen[object]] = []
+    for screen in reversed(stack):
+        shown.append(screen)
+        if not isinstance(screen, ModalScreen):
+            break
+    return shown

@@ -149,3 +149,28 @@ async def test_a_node_down_from_the_start_has_a_row_until_it_answers() -> None:
                                            "geobserver/pgserver"]
         status = text_of(app.screen.query_one("#status-line", Static))
         assert "unreachable" not in status
+
+
+async def test_the_fleet_view_is_current_when_shown_again_after_a_poll_behind_another_view(
+) -> None:
+    from dataclasses import replace
+
+    first = many_servers(3)
+    nodes = dict(first.nodes)
+    servers = {
+        name: replace(s, wal_stream=replace(s.wal_stream, lag_bytes=9999))  # type: ignore[type-var]
+        for name, s in nodes["bserver"].servers.items()
+    }
+    nodes["bserver"] = replace(nodes["bserver"], servers=servers)
+    app, _ = build([first, replace(first, nodes=nodes)])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_polls(pilot, app, 1)
+        table = app.screen.query_one(FleetTable)
+        assert cell(table, "bserver/pg00", "stream") == "0 B"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ServerScreen))
+        await pilot.press("r")  # the poll lands while the fleet view is covered
+        await wait_polls(pilot, app, 2)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen), timeout=1.0)
+        assert cell(app.screen.query_one(FleetTable), "bserver/pg00", "stream") == "9.8 KiB"

@@ -31,6 +31,11 @@ class ConsoleScreen(Screen[None]):
     def on_unmount(self) -> None:
         self.ready = False
 
+    def on_screen_resume(self) -> None:
+        # Covered screens are not redrawn (DrConsoleApp.refresh_views): catch up when shown.
+        if self.ready:
+            self.refresh_view()
+
     def refresh_view(self) -> None:
         """Redraw from the app's state (after a poll, and every second for the ages)."""
 
