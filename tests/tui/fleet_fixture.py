@@ -184,6 +184,17 @@ def with_node_down(base: FleetSnapshot, node: str, error: str) -> FleetSnapshot:
     return replace(base, nodes=nodes)
 
 
+def with_stream_lag(base: FleetSnapshot, lag: int, node: str = "bserver") -> FleetSnapshot:
+    """BASE with every server of NODE reporting a stream lag of LAG bytes."""
+    nodes = dict(base.nodes)
+    servers = {
+        name: replace(s, wal_stream=replace(s.wal_stream, lag_bytes=lag))  # type: ignore[type-var]
+        for name, s in nodes[node].servers.items()
+    }
+    nodes[node] = replace(nodes[node], servers=servers)
+    return replace(base, nodes=nodes)
+
+
 def many_servers(count: int, at: datetime = T0) -> FleetSnapshot:
     """A primary node with `count` servers, to make the fleet table scroll."""
     servers = {

@@ -7,7 +7,7 @@ from textual.widgets import Input, Static
 from dr_console.tui.screens.fleet import FleetScreen
 from dr_console.tui.screens.server import ServerScreen
 from dr_console.tui.widgets.fleet_table import FleetTable
-from tests.tui.fleet_fixture import fleet, many_servers, with_node_down
+from tests.tui.fleet_fixture import fleet, many_servers, with_node_down, with_stream_lag
 from tests.tui.helpers import build, cell, notifications, row_keys, text_of, wait_for, wait_polls
 
 
@@ -39,18 +39,8 @@ async def test_one_row_per_server_per_node_with_health_words() -> None:
 
 async def test_cursor_and_scroll_survive_a_refresh() -> None:
     first = many_servers(40)
-    second = many_servers(40)
     # the second poll changes a value in every row: the table must update in place
-    from dataclasses import replace
-
-    nodes = dict(second.nodes)
-    servers = {
-        name: replace(s, wal_stream=replace(s.wal_stream, lag_bytes=9999))  # type: ignore[type-var]
-        for name, s in nodes["bserver"].servers.items()
-    }
-    nodes["bserver"] = replace(nodes["bserver"], servers=servers)
-    second = replace(second, nodes=nodes)
-    app, _ = build([first, second])
+    app, _ = build([first, with_stream_lag(first, 9999)])
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_polls(pilot, app, 1)
         table = app.screen.query_one(FleetTable)
@@ -153,16 +143,8 @@ async def test_a_node_down_from_the_start_has_a_row_until_it_answers() -> None:
 
 async def test_the_fleet_view_is_current_when_shown_again_after_a_poll_behind_another_view(
 ) -> None:
-    from dataclasses import replace
-
     first = many_servers(3)
-    nodes = dict(first.nodes)
-    servers = {
-        name: replace(s, wal_stream=replace(s.wal_stream, lag_bytes=9999))  # type: ignore[type-var]
-        for name, s in nodes["bserver"].servers.items()
-    }
-    nodes["bserver"] = replace(nodes["bserver"], servers=servers)
-    app, _ = build([first, replace(first, nodes=nodes)])
+    app, _ = build([first, with_stream_lag(first, 9999)])
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_polls(pilot, app, 1)
         table = app.screen.query_one(FleetTable)
