@@ -111,7 +111,7 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
         prog="drconsole demo",
         description="Bring the lab up (if needed) and open the console on it.",
     )
-    _add_settings(parser, LabSettings())
+    _add_settings(parser, default_settings())
     args = parser.parse_args(argv)
     args.action = "up"
     try:

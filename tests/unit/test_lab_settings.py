@@ -91,3 +91,15 @@ def test_single_user_lab_of_an_account_without_a_shell_is_refused_up_front() -> 
                                 "(/usr/sbin/nologin) cannot run the commands")
     assert "Traceback" not in cp.stderr
     assert not base.exists()
+
+
+@pytest.mark.parametrize("tool", ["lab", "demo"])
+def test_lab_and_demo_default_to_the_callers_own_lab_when_not_root(tool: str) -> None:
+    user = pwd.getpwnam("nobody") if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
+    if tool == "lab":
+        cp = lab_cli_not_as_root("--help")
+    else:
+        cp = as_user(user, "demo", "--help", timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    unwrapped = "".join(cp.stdout.split())  # argparse wraps help lines, even inside a path
+    assert f"(default/var/tmp/drconsole-lab-{user.pw_name})" in unwrapped
