@@ -224,19 +224,10 @@ def run_recover_command(args: argparse.Namespace, config: Config, out: TextIO) -
 
 
 def _drill_text(result: DrillResult, out: TextIO) -> None:
-    out.write(
-        f"drill of {result.server} on {result.node}: backup {result.backup_id}, "
-        f"target {result.target}\n"
-        f"  RTO              {result.rto_seconds:.1f} s (recover {result.recover_seconds:.1f} s"
-        f" + replay {result.replay_seconds:.1f} s)\n"
-        f"  recovery point   {result.recovery_point} (timeline {result.timeline})\n"
-        f"  verified         {'yes' if result.verified else 'NO'}: {result.verify_sql} -> "
-        f"{result.verify_result}\n"
-        f"  cleaned up       {'yes' if result.cleaned_up else 'NO'}\n"
-    )
-    for item in result.checklist:
-        if item["status"] != "OK":
-            out.write(f"  {item['status']:<8} {item['key']}: {item['detail']}\n")
+    out.write(f"drill of {result.server} on {result.node}: backup {result.backup_id}, "
+              f"target {result.target}\n")
+    for line in result.report_lines(width=17, with_backup=False):
+        out.write(f"  {line}\n")
 
 
 def run_drill_command(args: argparse.Namespace, config: Config, out: TextIO) -> int:

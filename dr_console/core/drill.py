@@ -88,6 +88,24 @@ class DrillResult:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def report_lines(self, width: int, with_backup: bool = True) -> list[str]:
+        """The result as "label  value" lines (labels padded to WIDTH), then the checklist items
+        that are not OK; what the headless report and the walkthrough both show."""
+        rows = [
+            ("RTO", f"{self.rto_seconds:.1f} s (recover {self.recover_seconds:.1f} s"
+                    f" + replay {self.replay_seconds:.1f} s)"),
+            ("recovery point", f"{self.recovery_point} (timeline {self.timeline})"),
+            ("backup", self.backup_id),
+            ("verified", f"{'yes' if self.verified else 'NO'}: {self.verify_sql} -> "
+                         f"{self.verify_result}"),
+            ("cleaned up", "yes" if self.cleaned_up else "NO"),
+        ]
+        lines = [f"{label:<{width}}{value}" for label, value in rows
+                 if with_backup or label != "backup"]
+        lines += [f"{item['status']:<8} {item['key']}: {item['detail']}"
+                  for item in self.checklist if item["status"] != "OK"]
+        return lines
+
 
 async def _home(transport: Transport, timeout: float) -> str:
     result = await transport.run(["sh", "-c", 'printf %s "$HOME"'], timeout=timeout)

@@ -223,17 +223,5 @@ class DrillStep(_Running):
         verdict = "DONE" if result.verified else "FAILED (verification)"
         self.status(Text(f"{verdict}: drill RTO {result.rto_seconds:.1f} s · esc closes",
                          style="bold"))  # fmt: skip
-        text = Text()
-        text.append(
-            f"RTO             {result.rto_seconds:.1f} s (recover {result.recover_seconds:.1f} s"
-            f" + replay {result.replay_seconds:.1f} s)\n"
-            f"recovery point  {result.recovery_point} (timeline {result.timeline})\n"
-            f"backup          {result.backup_id}\n"
-            f"verified        {'yes' if result.verified else 'NO'}: {result.verify_sql} -> "
-            f"{result.verify_result}\n"
-            f"cleaned up      {'yes' if result.cleaned_up else 'NO'}\n"
-        )
-        for item in result.checklist:
-            if item["status"] != "OK":
-                text.append(f"{item['status']:<8} {item['key']}: {item['detail']}\n")
+        text = Text("".join(f"{line}\n" for line in result.report_lines(width=16)))
         self.query_one("#run-result", Static).update(text)
