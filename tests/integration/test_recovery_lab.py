@@ -47,6 +47,12 @@ def headless(config: Config, *argv: str) -> tuple[int, str, str]:
         return exc.exit_code, out.getvalue(), str(exc)
 
 
+def recover_latest(config: Config, dest: str) -> tuple[int, str, str]:
+    """`--run recover --server pgserver --target latest --dest DEST --yes`."""
+    return headless(config, "--run", "recover", "--server", SERVER, "--target", "latest",
+                    "--dest", dest, "--yes")
+
+
 @pytest.fixture(scope="module")
 def config(lab: Lab) -> Config:
     loaded = load_config(lab.config_path)
@@ -197,18 +203,7 @@ def test_recover_refuses_without_yes_and_shows_the_plan(lab: Lab, config: Config
 
 def test_recover_refuses_in_readonly(lab: Lab, config: Config) -> None:
     ro = replace(config, console=replace(config.console, readonly=True))
-    rc, _, message = headless(
-        ro,
-        "--run",
-        "recover",
-        "--server",
-        SERVER,
-        "--target",
-        "latest",
-        "--dest",
-        "/var/tmp/x",
-        "--yes",
-    )
+    rc, _, message = recover_latest(ro, "/var/tmp/x")
     assert rc == 2 and "read-only" in message
 
 
@@ -219,10 +214,7 @@ def test_remote_recovery_replays_wal_through_restore_command(
     switch_wal(lab)
     dest = scratch("pgserver")
     ssh_dest = f"{lab.settings.pg_user}@pgserver:{dest.path}/data"
-    rc, out, message = headless(
-        config, "--run", "recover", "--server", SERVER, "--target", "latest",
-        "--dest", ssh_dest, "--yes",
-    )  # fmt: skip
+    rc, out, message = recover_latest(config, ssh_dest)
     assert message == "" and rc in (0, 1), out
     assert f"--remote-ssh-command 'ssh {lab.settings.pg_user}@pgserver'" in out
     assert re.search(r"restore_command barman-wal-restore -P -U \S+ bserver pgserver %f %p", out)
@@ -252,18 +244,7 @@ def test_non_empty_destination_is_refused(lab: Lab, config: Config, scratch) -> 
     dest = scratch("bserver")
     lab.run_as("bserver", ["mkdir", "-p", f"{dest.path}/data"], check=True)
     lab.run_as("bserver", ["touch", f"{dest.path}/data/precious"], check=True)
-    rc, _, message = headless(
-        config,
-        "--run",
-        "recover",
-        "--server",
-        SERVER,
-        "--target",
-        "latest",
-        "--dest",
-        f"{dest.path}/data",
-        "--yes",
-    )
+    rc, _, message = recover_latest(config, f"{dest.path}/data")
     assert rc == 2
     assert "is not empty" in message and "precious" in message
     ls = lab.run_as("bserver", ["ls", f"{dest.path}/data"])
@@ -273,18 +254,7 @@ def test_non_empty_destination_is_refused(lab: Lab, config: Config, scratch) -> 
 def test_running_server_is_refused(lab: Lab, config: Config) -> None:
     """Recovering over the live pgserver data directory (remote) is refused, twice over."""
     dest = f"{lab.settings.pg_user}@pgserver:{lab.pg_data}"
-    rc, _, message = headless(
-        config,
-        "--run",
-        "recover",
-        "--server",
-        SERVER,
-        "--target",
-        "latest",
-        "--dest",
-        dest,
-        "--yes",
-    )
+    rc, _, message = recover_latest(config, dest)
     assert rc == 2
     assert "PostgreSQL server is running" in message and "is not empty" in message
     assert lab.psql("select 1").strip() == "1"
@@ -316,18 +286,7 @@ def test_archive_command_left_in_an_include_file_is_reported(
 ) -> None:  # type: ignore[no-untyped-def]
     """FINDINGS P10 on real restored files: an include the restored copy carries."""
     dest = scratch("bserver")
-    rc, out, message = headless(
-        config,
-        "--run",
-        "recover",
-        "--server",
-        SERVER,
-        "--target",
-        "latest",
-        "--dest",
-        f"{dest.path}/data",
-        "--yes",
-    )
+    rc, out, message = recover_latest(config, f"{dest.path}/data")
     assert message == "" and rc in (0, 1), out
     data = f"{dest.path}/data"
     script = (
