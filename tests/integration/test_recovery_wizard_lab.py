@@ -34,6 +34,7 @@ from dr_console.tui.screens.recovery import (
     open_recovery,
 )
 from dr_console.tui.screens.recovery_run import DrillStep, RunLog, RunStep, TypedConfirm
+from tests.tui.helpers import type_text
 
 pytestmark = pytest.mark.integration
 
@@ -56,10 +57,6 @@ async def until(
 
 def shown(screen: Screen[object], selector: str) -> str:
     return str(screen.query_one(selector, Static).render())
-
-
-async def type_text(pilot: Pilot[object], text: str) -> None:
-    await pilot.press(*("space" if c == " " else c for c in text))
 
 
 async def retype(pilot: Pilot[object], field: Input, text: str) -> None:

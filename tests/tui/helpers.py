@@ -68,3 +68,8 @@ def text_of(widget: Static) -> str:
 
 def notifications(app: DrConsoleApp) -> list[str]:
     return [n.message for n in app._notifications]
+
+
+async def type_text(pilot: Pilot[object], text: str) -> None:
+    """Type TEXT key by key (a space is the key "space")."""
+    await pilot.press(*("space" if c == " " else c for c in text))

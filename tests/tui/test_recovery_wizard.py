@@ -54,7 +54,7 @@ from dr_console.tui.screens.recovery_state import (
     WizardState,
     source_from_state,
 )
-from tests.tui.helpers import notifications, wait_for
+from tests.tui.helpers import notifications, type_text, wait_for
 from tests.tui.replay import ReplayCollector
 from tests.tui.test_snapshots import lab_config, lab_fleet
 
@@ -94,10 +94,6 @@ async def quiet(pilot: Pilot[object], app: DrConsoleApp) -> None:
     await pilot.pause(0.3)
     app.clear_notifications()
     await pilot.pause(0.1)
-
-
-async def type_text(pilot: Pilot[object], text: str) -> None:
-    await pilot.press(*("space" if c == " " else c for c in text))
 
 
 # --- refusals at the door -----------------------------------------------------------------------
