@@ -144,8 +144,9 @@ class Lab:
             postgres_cluster.start(self.settings, pg, self.venv_bin)
 
     def pause_cron(self, node: str, timeout: float = 60) -> None:
-        """Stop NODE's loop from starting `barman cron`, and wait for a run in flight to end
-        (the background workers a cron started, e.g. receive-wal, keep running)."""
+        """Stop NODE's loop from starting `barman cron`, and wait for a run in flight to end,
+        with the short workers it started (archive-wal, sync-wals, sync-backup) that would still
+        change the node's catalogue; receive-wal keeps running."""
         account = self.account(node)
         cron.pause(self.settings, node)
         wait_until(f"the cron run of {node} to finish",
@@ -555,12 +556,16 @@ def require_mode(settings: LabSettings, what: str) -> None:
         raise LabError(problem)
 
 
+# What a cron run does in the background that still changes the catalogue (not receive-wal).
+CRON_WORK = frozenset({"cron", "archive-wal", "sync-wals", "sync-backup"})
+
+
 def _cron_runs_of(account: Account) -> list[int]:
-    """Pids of ACCOUNT's `barman … cron` commands (not the workers such a run starts)."""
+    """Pids of ACCOUNT's `barman … cron` commands and the short workers such a run starts."""
     runs = []
     for pid in pids_with_home(account.uid, account.home):
         args = cmdline(pid)
-        if any(a.endswith("/barman") for a in args[:2]) and "cron" in args[2:]:
+        if any(a.endswith("/barman") for a in args[:2]) and CRON_WORK & set(args[2:]):
             runs.append(pid)
     return runs
 
