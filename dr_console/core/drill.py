@@ -22,7 +22,6 @@ from dr_console.core.preflight import (
     PreflightRefused,
     RefusalKind,
     backup_need_bytes,
-    port_free,
     preflight,
 )
 from dr_console.core.recovery import (
@@ -43,6 +42,7 @@ from dr_console.core.restored import (
     check_safe_path,
     read_restored_conf,
     remove_tree,
+    start_on_a_free_port,
 )
 from dr_console.core.transport_base import Transport
 from dr_console.models import Health
@@ -250,7 +250,9 @@ async def run_drill(
         replay_started = time.monotonic()
         remaining = max(10.0, timeout - run.seconds)
         started = True
-        instance = await _start_on_a_free_port(instance, min(remaining, 300.0), command_timeout)
+        instance = await start_on_a_free_port(
+            instance, DRILL_PORTS, min(remaining, 300.0), command_timeout
+        )
         instance = await _connectable(instance, conninfo_user(settings), command_timeout)
         state = await instance.wait_replayed(timeout=remaining)
         replay_seconds = time.monotonic() - replay_started
@@ -289,25 +291,6 @@ async def run_drill(
     if journal_dir is not None:
         record_drill(journal_dir, result)
     return result
-
-
-async def _start_on_a_free_port(
-    instance: RestoredInstance, timeout: float, command_timeout: float
-) -> RestoredInstance:
-    """Start it; if another server took the port since the pre-flight check, take the next."""
-    while True:
-        try:
-            await instance.start(timeout=timeout)
-            return instance
-        except RestoredError as exc:
-            if "already in use" not in str(exc):
-                raise
-            for port in range(instance.port + 1, DRILL_PORTS.stop):
-                if await port_free(instance.transport, port, command_timeout):
-                    instance = replace(instance, port=port)
-                    break
-            else:
-                raise DrillError(f"every drill port was taken while starting: {exc}") from None
 
 
 async def _connectable(

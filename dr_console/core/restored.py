@@ -11,8 +11,9 @@ import posixpath
 import re
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from dr_console.core.preflight import port_free
 from dr_console.core.recovery_checklist import RestoredConf, walk
 from dr_console.core.transport_base import Transport, TransportError
 
@@ -264,6 +265,30 @@ class RestoredInstance:
             if result.returncode == 0 or "Is server running?" in result.stderr:
                 return
         raise RestoredError(f"could not stop the restored PostgreSQL in {self.data_dir}")
+
+
+async def start_on_a_free_port(
+    instance: RestoredInstance, ports: range, timeout: float, command_timeout: float
+) -> RestoredInstance:
+    """Start it; if its port is taken by then, move to the next free one in `ports`.
+
+    A port can be taken after any check: by a server started since, or by an outgoing connection
+    that drew it as its ephemeral port, which no listener check sees. Only the bind tells."""
+    while True:
+        try:
+            await instance.start(timeout=timeout)
+            return instance
+        except RestoredError as exc:
+            if "already in use" not in str(exc):
+                raise
+            for port in range(instance.port + 1, ports.stop):
+                if await port_free(instance.transport, port, command_timeout):
+                    instance = replace(instance, port=port)
+                    break
+            else:
+                raise RestoredError(
+                    f"every port in {ports.start}-{ports.stop - 1} was taken while starting: {exc}"
+                ) from None
 
 
 async def remove_tree(

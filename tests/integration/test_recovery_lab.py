@@ -11,6 +11,7 @@ import io
 import json
 import re
 import secrets
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,7 +23,12 @@ import pytest
 from dr_console.cli import build_parser
 from dr_console.config import Config, load_config
 from dr_console.core.recovery_checklist import post_recovery_checklist
-from dr_console.core.restored import RestoredInstance, read_restored_conf, remove_tree
+from dr_console.core.restored import (
+    RestoredInstance,
+    read_restored_conf,
+    remove_tree,
+    start_on_a_free_port,
+)
 from dr_console.core.transport import Transport, open_transport
 from dr_console.core.transport_relay import RelayTransport
 from dr_console.headless import HeadlessError
@@ -34,7 +40,9 @@ pytestmark = pytest.mark.integration
 
 SERVER = "pgserver"
 BINDIR = "/usr/lib/postgresql/15/bin"
-ANY_TEST_DIR = re.compile(r"/var/tmp/drconsole-lab/home/[a-z-]+/rectest-[0-9a-f]{8}")
+# Ports for the servers these tests start on restored directories; in Linux's ephemeral range,
+# like the drill's, so a port can be taken by an outgoing connection at any moment.
+TEST_PORTS = range(55460, 55480)
 
 
 def headless(config: Config, *argv: str) -> tuple[int, str, str]:
@@ -70,6 +78,8 @@ class Scratch:
         self.lab, self.config, self.who = lab, config, who
         home = lab.settings.home_of(lab.settings.host_users[who])
         self.path = f"{home}/rectest-{secrets.token_hex(4)}"
+        base = re.escape(str(lab.settings.base_dir))
+        self.shape = re.compile(base + r"/home/[a-z0-9-]+/rectest-[0-9a-f]{8}")
         self.instances: list[RestoredInstance] = []
 
     def transport(self) -> tuple[Transport, Transport]:
@@ -82,12 +92,14 @@ class Scratch:
         geo = open_transport(self.config.node(self.who), connect_timeout=10)
         return geo, geo
 
-    def instance(self, transport: Transport, port: int) -> RestoredInstance:
+    async def start(self, transport: Transport) -> RestoredInstance:
+        """A server on the restored directory, on the first port of TEST_PORTS it can bind."""
         inst = RestoredInstance(
-            transport, BINDIR, f"{self.path}/data", self.path, port, f"{self.path}/postgres.log"
-        )
-        self.instances.append(inst)
-        return inst
+            transport, BINDIR, f"{self.path}/data", self.path, TEST_PORTS.start,
+            f"{self.path}/postgres.log",
+        )  # fmt: skip
+        self.instances.append(inst)  # stopping needs only the data directory
+        return await start_on_a_free_port(inst, TEST_PORTS, timeout=60, command_timeout=30)
 
     def cleanup(self) -> None:
         async def go() -> None:
@@ -96,13 +108,27 @@ class Scratch:
                 for inst in self.instances:
                     with contextlib.suppress(Exception):  # cleanup goes on regardless
                         await RestoredInstance(here, *_fields(inst)).stop(timeout=30)
-                await remove_tree(here, self.path, ANY_TEST_DIR)
+                await remove_tree(here, self.path, self.shape)
             finally:
                 await node.close()
                 if here is not node:
                     await here.close()
 
         run(go())
+
+
+@contextlib.contextmanager
+def outgoing_connection_from(port: int) -> Iterator[None]:
+    """A loopback TCP connection whose client end holds 127.0.0.1:PORT, as an ssh client's
+    ephemeral port would: no listener check sees it, but a server cannot bind the port."""
+    with socket.socket() as listener, socket.socket() as client:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client.bind(("127.0.0.1", port))
+        client.connect(listener.getsockname())
+        accepted, _ = listener.accept()
+        with accepted:
+            yield
 
 
 def _fields(inst: RestoredInstance) -> tuple[str, str, str, int, str]:
@@ -180,8 +206,9 @@ def test_pitr_between_two_changes_recovers_exactly_the_first(
     async def count() -> str:
         node, here = dest.transport()
         try:
-            inst = dest.instance(here, 55461)
-            await inst.start(timeout=60)
+            with outgoing_connection_from(TEST_PORTS.start):
+                inst = await dest.start(here)
+            assert inst.port > TEST_PORTS.start  # moved past the port the connection holds
             state = await inst.wait_replayed(timeout=120)
             assert not state.in_recovery  # promoted at the target
             return await inst.query(f"select count(*) from {table}", timeout=30)
@@ -223,8 +250,7 @@ def test_remote_recovery_replays_wal_through_restore_command(
     async def check() -> tuple[str, str]:
         node, here = dest.transport()
         try:
-            inst = dest.instance(here, 55462)
-            await inst.start(timeout=60)
+            inst = await dest.start(here)
             await inst.wait_replayed(timeout=180)
             rows = await inst.query(f"select count(*) from {table}", timeout=30)
             log = await here.run(["cat", "--", inst.log_file], timeout=30)

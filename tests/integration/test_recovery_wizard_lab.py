@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from test_recovery_lab import make_table, switch_wal, utc_now
+from test_recovery_lab import TEST_PORTS, make_table, switch_wal, utc_now
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from dr_console.config import load_config
-from dr_console.core.restored import RestoredInstance
+from dr_console.core.restored import RestoredInstance, start_on_a_free_port
 from dr_console.core.transport import open_transport
 from dr_console.lab.lab import Lab
 from dr_console.tui.app import DrConsoleApp
@@ -41,7 +41,6 @@ pytestmark = pytest.mark.integration
 SERVER = "pgserver"
 KEY = f"bserver/{SERVER}"
 BINDIR = "/usr/lib/postgresql/15/bin"
-RESTORED_PORT = 55487
 
 
 async def until(
@@ -207,10 +206,10 @@ async def test_pitr_from_keys_refusals_typed_confirmation_run_and_checklist(
     # the restored instance holds exactly the first change: PITR to the typed time, promoted
     node = open_transport(load_config(lab.config_path).node("bserver"), connect_timeout=10)
     inst = RestoredInstance(
-        node, BINDIR, f"{workdir}/data", workdir, RESTORED_PORT, f"{workdir}/postgres.log"
+        node, BINDIR, f"{workdir}/data", workdir, TEST_PORTS.start, f"{workdir}/postgres.log"
     )
     try:
-        await inst.start(timeout=60)
+        inst = await start_on_a_free_port(inst, TEST_PORTS, timeout=60, command_timeout=30)
         state = await inst.wait_replayed(timeout=120)
         assert not state.in_recovery
         assert await inst.query(f"select count(*) from {table}", timeout=30) == "100"
