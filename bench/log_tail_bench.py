@@ -116,7 +116,7 @@ async def run_ui(manager: JobManager, node: str, python: str, rate: float, secon
             started = time.monotonic()
             await app.push_screen(JobLogScreen(manager, job, from_start=True))
             log = app.screen.query_one(JobLog)
-            while not (log.ended and not log._pending):
+            while not (log.ended and not log.pending):
                 before = time.monotonic()
                 await asyncio.sleep(0.01)
                 stalls.append(time.monotonic() - before - 0.01)

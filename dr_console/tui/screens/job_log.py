@@ -15,9 +15,11 @@ from dr_console.core.jobs import JobError, JobManager
 from dr_console.core.transport import TransportError
 from dr_console.models import Job
 from dr_console.tui.widgets.barman_log import BarmanLog
+from dr_console.tui.widgets.buffered_log import BufferedLog
 from dr_console.tui.widgets.job_log import JobLog
 
 STATUS_INTERVAL = 1.0  # how often the header (state, phase, elapsed) is re-read from the node
+FOLLOWING = "following the end of the log"
 
 
 def job_header(job: Job, phase: str | None, now: datetime) -> str:
@@ -31,7 +33,16 @@ def job_header(job: Job, phase: str | None, now: datetime) -> str:
     return " · ".join(parts) + f"\njob {job.job_id}  {job.log_path}"
 
 
+def follow_line(job_log: BufferedLog, barman_log: BufferedLog) -> str:
+    """Whether each log follows its end; a log the user scrolled back in holds its new lines."""
+    line = job_log.held_text() or FOLLOWING
+    if barman_log.display and barman_log.held:
+        line += f" · barman.log {barman_log.held_text()}"
+    return line
+
+
 class JobLogScreen(Screen[None]):
+    DEFAULT_CSS = "JobLogScreen #job-log-follow { color: $text-muted; }"
     BINDINGS = [
         Binding("escape,q", "close", "back", id="job-log-close"),
         Binding("s", "from_start", "from start", id="job-log-from-start"),
@@ -47,6 +58,7 @@ class JobLogScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(job_header(self.job, None, datetime.now(UTC)), id="job-header")
+        yield Static(FOLLOWING, id="job-log-follow")
         yield JobLog(id="job-log")
         yield BarmanLog(id="barman-log")
         yield Footer()
@@ -71,6 +83,14 @@ class JobLogScreen(Screen[None]):
     def _show(self) -> None:
         phase = self.manager.progress(self.job).phase
         self.query_one("#job-header", Static).update(job_header(self.job, phase, datetime.now(UTC)))
+        self._show_follow()
+
+    def _show_follow(self) -> None:
+        line = follow_line(self.query_one(JobLog), self.query_one(BarmanLog))
+        self.query_one("#job-log-follow", Static).update(line)
+
+    def on_buffered_log_held(self, event: BufferedLog.Held) -> None:
+        self._show_follow()
 
     def action_close(self) -> None:
         self.dismiss()

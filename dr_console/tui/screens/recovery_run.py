@@ -21,6 +21,7 @@ from dr_console.core.restored import RestoredError, read_restored_conf
 from dr_console.headless_recovery import DEFAULT_DRILL_TIMEOUT, DEFAULT_RECOVER_TIMEOUT
 from dr_console.models import Health
 from dr_console.tui.screens.recovery import EXPECTED, WizardStep, error_text
+from dr_console.tui.widgets.buffered_log import BufferedLog
 from dr_console.tui.widgets.job_log import JobLog
 
 FAILURES = (
@@ -77,7 +78,7 @@ class RunLog(JobLog):
     core has started it), with the same batched, bounded writes."""
 
     def push(self, line: str) -> None:
-        self._pending.append(line)
+        self.add(line)
         self.received += 1
 
 
@@ -116,6 +117,9 @@ class _Running(WizardStep):
 
     def status(self, text: str | Text) -> None:
         self.query_one("#run-status", Static).update(text)
+
+    def on_buffered_log_held(self, event: BufferedLog.Held) -> None:
+        event.log.border_subtitle = event.log.held_text()
 
     def action_back(self) -> None:
         if self.running:

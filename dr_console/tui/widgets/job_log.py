@@ -1,40 +1,33 @@
-"""A Log that follows a job's output on its node: batched writes, bounded by max_lines."""
+"""A log that follows a job's output on its node: batched writes, bounded by max_lines."""
 
 from __future__ import annotations
 
-from textual.widgets import Log
 from textual.worker import Worker
 
 from dr_console.core.jobs import JobError, JobManager
 from dr_console.core.transport import TransportError
 from dr_console.models import Job
+from dr_console.tui.widgets.buffered_log import BufferedLog
 
-FLUSH_INTERVAL = 0.1  # seconds between two write_lines() calls while lines are arriving
 MAX_LINES = 10_000
 
 
-class JobLog(Log):
-    """Follow a job with `follow(manager, job)`. Lines arrive in a buffer that a timer flushes in
-    one write_lines() per tick, so a fast job costs one refresh per tick, not one per line."""
+class JobLog(BufferedLog):
+    """Follow a job with `follow(manager, job)`."""
 
     DEFAULT_CSS = "JobLog { height: 1fr; }"
 
     def __init__(self, *, max_lines: int = MAX_LINES, id: str | None = None) -> None:
-        super().__init__(max_lines=max_lines, auto_scroll=True, id=id)
-        self._pending: list[str] = []
+        super().__init__(max_lines=max_lines, id=id)
         self.received = 0  # lines received from the node so far
         self.ended = False  # the tail ended: the job is over and its log drained
         self.error: str | None = None
         self._worker: Worker[None] | None = None
 
-    def on_mount(self) -> None:
-        self.set_interval(FLUSH_INTERVAL, self._flush)
-
     def follow(self, manager: JobManager, job: Job, *, from_start: bool = False) -> None:
         if self._worker is not None:
             self._worker.cancel()
-        self.clear()
-        self._pending.clear()
+        self.reset()
         self.received = 0
         self.ended = False
         self.error = None
@@ -48,14 +41,9 @@ class JobLog(Log):
     async def _tail(self, manager: JobManager, job: Job, from_start: bool) -> None:
         try:
             async for line in manager.tail(job, from_start=from_start):
-                self._pending.append(line)
+                self.add(line)
                 self.received += 1
         except (JobError, TransportError) as exc:
             self.error = str(exc)
-            self._pending.append(f"-- stopped following: {exc}")
+            self.add(f"-- stopped following: {exc}")
         self.ended = True
-
-    def _flush(self) -> None:
-        if self._pending:
-            lines, self._pending = self._pending, []
-            self.write_lines(lines)
