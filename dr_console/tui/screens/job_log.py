@@ -83,7 +83,6 @@ class JobLogScreen(Screen[None]):
     def _show(self) -> None:
         phase = self.manager.progress(self.job).phase
         self.query_one("#job-header", Static).update(job_header(self.job, phase, datetime.now(UTC)))
-        self._show_follow()
 
     def _show_follow(self) -> None:
         line = follow_line(self.query_one(JobLog), self.query_one(BarmanLog))
@@ -105,6 +104,7 @@ class JobLogScreen(Screen[None]):
         """Show/hide the node's barman.log filtered to the job's server (followed once shown)."""
         pane = self.query_one(BarmanLog)
         pane.display = not pane.display
+        self._show_follow()  # the line names the pane's held lines only while it is shown
         if not pane.display or pane.following:
             return
         job = self.job
