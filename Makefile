@@ -44,7 +44,7 @@ venv: $(VENV)/.drconsole-stamp
 $(VENV)/.drconsole-stamp: pyproject.toml
 	[ -x $(VENV)/bin/python ] || $(BASE_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q psycopg2-binary python-dateutil
+	$(VENV)/bin/python -m pip install -q psycopg2-binary python-dateutil argcomplete setuptools
 	$(VENV)/bin/python -m pip install -q --no-deps barman==$(BARMAN_VERSION)
 	$(VENV)/bin/python -m pip install -q -e '.[dev]'
 	touch $@

@@ -240,6 +240,7 @@ def status_json(fleet: FleetSnapshot, results: list[CheckResult]) -> dict[str, A
                 "reachable": n.reachable,
                 "error": n.error,
                 "taken_at": _iso(n.taken_at),
+                "barman_version": n.barman_version,
             }
             for n in fleet.nodes.values()
         ],
@@ -252,7 +253,10 @@ def status_text(fleet: FleetSnapshot, results: list[CheckResult], out: TextIO) -
     now = fleet.taken_at
     for node in fleet.nodes.values():
         state = "reachable" if node.reachable else f"UNREACHABLE: {node.error}"
-        console.print(f"[bold]{node.node}[/] ({node.role.value}, {node.site or '-'}) {state}")
+        barman = f", Barman {node.barman_version}" if node.barman_version else ""
+        console.print(
+            f"[bold]{node.node}[/] ({node.role.value}, {node.site or '-'}{barman}) {state}"
+        )
         for server in node.servers.values():
             data = _server_dict(server, results)
             console.print(f"  [bold]{server.server}[/]  health {data['health']}")

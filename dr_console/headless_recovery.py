@@ -146,6 +146,7 @@ async def _plan(
         target=target,
         destination=dest,
         options=options,
+        capabilities=src.capabilities,
     )
 
 
@@ -200,7 +201,7 @@ def run_recover_command(args: argparse.Namespace, config: Config, out: TextIO) -
                 ctx.jobs(config), plan, timeout=timeout, on_line=lambda line: _err(f"  | {line}")
             )
             conf = await read_restored_conf(dest_transport, dest.path, command_timeout)
-            items = post_recovery_checklist(conf, remote=dest.remote)
+            items = post_recovery_checklist(conf, remote=dest.remote, notes=run.checklist_notes)
         finally:
             await ctx.collector.close()
         if args.format == "json":

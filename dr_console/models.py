@@ -331,6 +331,7 @@ class ServerSnapshot:
     processes: tuple[BarmanProcess, ...] = ()
     postgres: PostgresFacts | None = None
     postgres_error: str | None = None
+    barman_version: str | None = None  # the node's Barman, as read once per connection
 
 
 @dataclass(frozen=True)

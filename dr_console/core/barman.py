@@ -48,6 +48,7 @@ from dr_console.core.barman_parse import (
     parse_status,
     parse_sync_info,
 )
+from dr_console.core.barman_versions import Capabilities
 from dr_console.core.transport_base import CommandResult, Transport
 from dr_console.core.validation import (
     UnsafeValue,
@@ -229,6 +230,8 @@ class BarmanClient:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, not {timeout!r}")
         self.timeout = timeout
+        # The node's Barman, once read (the collector reads it once per connection).
+        self.capabilities: Capabilities | None = None
 
     # --- argv -----------------------------------------------------------------------------------
 
@@ -456,8 +459,14 @@ class BarmanClient:
             "delete", check_server_name(server), check_backup_id(backup_id), json=False
         )
 
-    def recover_argv(self, spec: RecoverSpec) -> list[str]:
-        args = ["recover", *_recover_target_args(spec)]
+    def recover_argv(
+        self, spec: RecoverSpec, capabilities: Capabilities | None = None
+    ) -> list[str]:
+        """`barman restore` (3.12+) or `barman recover`; `recover` when the version is unknown,
+        which every version accepts (an alias from 3.12 on)."""
+        capabilities = capabilities or self.capabilities
+        verb = capabilities.restore_verb if capabilities is not None else "recover"
+        args = [verb, *_recover_target_args(spec)]
         if spec.get_wal is not None:
             args.append("--get-wal" if spec.get_wal else "--no-get-wal")
         if spec.standby_mode:

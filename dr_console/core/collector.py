@@ -32,6 +32,7 @@ from dr_console.config import Config, NodeConfig
 from dr_console.core import wal
 from dr_console.core.barman import BarmanClient
 from dr_console.core.barman_errors import BarmanError
+from dr_console.core.barman_versions import Capabilities
 from dr_console.core.node_facts import (
     NodeFileFacts,
     ServerFileFacts,
@@ -116,7 +117,13 @@ class _NodeState:
     facts_at: datetime | None = None
     processes: dict[str, tuple[BarmanProcess, ...]] = field(default_factory=dict)
     last: NodeSnapshot | None = None
-    barman_version: str | None = None
+    capabilities: Capabilities | None = None
+    capabilities_connects: int = -1  # transport.connects when the version was read
+    version_error: str | None = None
+
+    @property
+    def barman_version(self) -> str | None:
+        return str(self.capabilities.version) if self.capabilities is not None else None
 
 
 @dataclass(frozen=True)
@@ -231,8 +238,16 @@ class Collector:
         if force_slow or first:
             # a forced or first round waits for the one in flight, then for its own
             await self._settle_background(state)
-            if state.layout_at is None or monotonic - state.layout_at > LAYOUT_MAX_AGE:
-                await self._refresh_layout(state)
+        if state.capabilities_connects != state.transport.connects or state.capabilities is None:
+            await self._refresh_version(state)
+            if state.capabilities is None:
+                self._mark_unreachable(state, state.version_error or "barman --version failed")
+                return
+            state.layout_at = None  # file locations depend on the version
+        if state.layout_at is None or (
+            (force_slow or first) and monotonic - state.layout_at > LAYOUT_MAX_AGE
+        ):
+            await self._refresh_layout(state)
         if not state.layouts and state.layout_error:
             self._mark_unreachable(state, state.layout_error)
             return
@@ -284,7 +299,25 @@ class Collector:
             names.append(name)
         return names
 
+    async def _refresh_version(self, state: _NodeState) -> None:
+        """`barman --version`, once per connection: every version-dependent choice follows it."""
+        self.stats.barman_calls += 1
+        try:
+            text = await state.barman.version()
+            capabilities = Capabilities.from_version_text(text)
+        except (BarmanError, TransportError, OSError, TimeoutError, ValueError) as exc:
+            state.version_error = f"barman --version: {_describe(exc)}"
+            state.capabilities = None
+            return
+        state.capabilities = capabilities
+        state.barman.capabilities = capabilities
+        state.capabilities_connects = state.transport.connects
+        state.version_error = None
+
     async def _refresh_layout(self, state: _NodeState) -> None:
+        capabilities = state.capabilities
+        if capabilities is None:
+            return
         self.stats.barman_calls += 1
         try:
             shown = await state.barman.show_servers(None)
@@ -295,7 +328,7 @@ class Collector:
         problems = []
         for name, data in shown.items():
             try:
-                layouts[name] = ServerLayout.from_show_servers(name, data)
+                layouts[name] = ServerLayout.from_show_servers(name, data, capabilities)
             except Exception as exc:  # one odd server must not hide the others
                 problems.append(f"{name}: {_describe(exc)}")
         state.layouts = layouts
@@ -481,6 +514,7 @@ class Collector:
             processes=processes,
             postgres=pg,
             postgres_error=pg_error,
+            barman_version=state.barman_version,
         )
 
     def _archive_queue(

@@ -217,6 +217,7 @@ async def run_drill(
         target=target,
         destination=Destination(path=data_dir),
         options=RecoveryOptions(get_wal=True, target_action=target_action),
+        capabilities=source.capabilities,
     )
     mkdir = await transport.run(["mkdir", "-p", "-m", "700", "--", root], timeout=command_timeout)
     if mkdir.returncode != 0:
@@ -243,7 +244,7 @@ async def run_drill(
         log(f"$ {plan.command_line}")
         run = await run_recover(jobs, plan, timeout=timeout, on_line=log)
         conf = await read_restored_conf(transport, data_dir, command_timeout)
-        checklist = post_recovery_checklist(conf)
+        checklist = post_recovery_checklist(conf, notes=run.checklist_notes)
         for item in checklist:
             if item.status is not Health.OK:
                 log(f"checklist {item.status.label}: {item.title}: {item.detail}")

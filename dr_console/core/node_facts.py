@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from dr_console.core.barman_versions import Capabilities
 from dr_console.core.validation import check_path, check_server_name
 from dr_console.core.wal import is_wal_segment
 from dr_console.models import BarmanProcess
@@ -91,7 +92,9 @@ class ServerLayout:
     disabled: bool
 
     @classmethod
-    def from_show_servers(cls, server: str, data: dict[str, Any]) -> ServerLayout:
+    def from_show_servers(
+        cls, server: str, data: dict[str, Any], capabilities: Capabilities
+    ) -> ServerLayout:
         def text(key: str, default: str = "") -> str:
             value = data.get(key)
             return str(value) if value not in (None, "") else default
@@ -104,7 +107,6 @@ class ServerLayout:
 
         backup_dir = text("backup_directory")
         wals = text("wals_directory", f"{backup_dir}/wals")
-        xlogdb_dir = text("xlogdb_directory", wals)
         try:
             segment_size = int(data.get("xlog_segment_size") or 16 * 1024 * 1024)
         except (TypeError, ValueError):
@@ -115,7 +117,7 @@ class ServerLayout:
             incoming_directory=text("incoming_wals_directory", f"{backup_dir}/incoming"),
             streaming_directory=text("streaming_wals_directory", f"{backup_dir}/streaming"),
             errors_directory=text("errors_directory", f"{backup_dir}/errors"),
-            xlogdb_file=f"{xlogdb_dir}/{server}-xlog.db",
+            xlogdb_file=capabilities.xlogdb_file(server, wals, text("xlogdb_directory") or None),
             backup_directory=backup_dir,
             passive=flag("passive_node"),
             archiver=flag("archiver"),

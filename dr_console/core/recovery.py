@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 from dr_console.core.barman import BarmanClient, RecoverSpec
+from dr_console.core.barman_versions import Capabilities
 from dr_console.core.recovery_checklist import ChecklistItem, post_recovery_checklist
 from dr_console.core.validation import UnsafeValue, check_path
 from dr_console.core.wal import DEFAULT_SEGMENT_SIZE, format_lsn, parse_lsn, parse_wal_name
@@ -399,6 +400,7 @@ class RecoveryPlan:
     spec: RecoverSpec
     argv: tuple[str, ...]
     warnings: tuple[str, ...] = field(default=())
+    capabilities: Capabilities | None = None  # the node's Barman, which wrote argv
 
     @property
     def command_line(self) -> str:
@@ -455,8 +457,10 @@ def build_plan(
     target: RecoveryTarget,
     destination: Destination,
     options: RecoveryOptions,
+    capabilities: Capabilities | None = None,
 ) -> RecoveryPlan:
-    """The whole plan and the exact argv; refuses inconsistent options with RecoveryPlanError."""
+    """The whole plan and the exact argv; refuses inconsistent options with RecoveryPlanError.
+    `capabilities` (the node's Barman) choose `restore` or `recover`."""
     warnings: list[str] = []
     kind = None if target.kind == "latest" else target.kind
     action = options.target_action
@@ -502,7 +506,7 @@ def build_plan(
         jobs=options.jobs,
     )
     try:
-        argv = tuple(client.recover_argv(spec))
+        argv = tuple(client.recover_argv(spec, capabilities))
     except UnsafeValue as exc:
         raise RecoveryPlanError(str(exc)) from None
     return RecoveryPlan(
@@ -516,4 +520,5 @@ def build_plan(
         spec=spec,
         argv=argv,
         warnings=tuple(warnings),
+        capabilities=capabilities,
     )

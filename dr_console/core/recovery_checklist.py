@@ -12,7 +12,7 @@ import ipaddress
 import posixpath
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dr_console.models import Health
 
@@ -176,9 +176,14 @@ def _where(entry: ConfLine) -> str:
 
 
 def post_recovery_checklist(
-    conf: RestoredConf, *, remote: bool = False, expected_port: int | None = None
+    conf: RestoredConf,
+    *,
+    remote: bool = False,
+    expected_port: int | None = None,
+    notes: Mapping[str, str] | None = None,
 ) -> list[ChecklistItem]:
-    """Each item of the reference deployment's checklist, checked on the restored files."""
+    """Each item of the reference deployment's checklist, checked on the restored files.
+    `notes` (item key -> text) say what drconsole corrected there, e.g. an older Barman's sudo."""
     result = walk(conf)
     eff = _effective(result.settings)
     items = [
@@ -193,6 +198,12 @@ def post_recovery_checklist(
     if result.problems or result.needed:
         detail = "; ".join(result.problems + [f"not read: {p}" for p in result.needed])
         items.append(ChecklistItem("includes", "included files", Health.CRITICAL, detail))
+    if notes:
+        items = [
+            replace(item, detail=f"{item.detail}; {notes[item.key]}") if item.key in notes
+            else item
+            for item in items
+        ]
     return items
 
 

@@ -14,6 +14,12 @@ from dataclasses import dataclass
 
 from dr_console.core.jobs import JobManager
 from dr_console.core.recovery import RecoveryPlan
+from dr_console.core.restored_fix import (
+    ConfCorrection,
+    needs_sudo_correction,
+    remove_restore_command_sudo,
+)
+from dr_console.core.transport_base import TransportError
 from dr_console.models import Job
 
 LOG_KEEP_LINES = 400
@@ -29,6 +35,13 @@ class RecoverRun:
     exit_status: int | None
     seconds: float
     log_tail: tuple[str, ...]
+    # What drconsole changed in the restored files (e.g. the sudo an older Barman writes)
+    corrections: tuple[ConfCorrection, ...] = ()
+
+    @property
+    def checklist_notes(self) -> dict[str, str]:
+        """Checklist item key -> what was corrected there, for post_recovery_checklist."""
+        return {c.key: c.describe() for c in self.corrections}
 
 
 async def run_recover(
@@ -69,4 +82,28 @@ async def run_recover(
             f"barman recover failed (job {job.job_id} on {job.node}, exit status {status}):\n"
             f"{detail}"
         )
-    return RecoverRun(job=job, exit_status=status, seconds=seconds, log_tail=tuple(lines))
+    corrections: list[ConfCorrection] = []
+    capabilities = plan.capabilities
+    if (
+        capabilities is not None
+        and plan.options.get_wal
+        and needs_sudo_correction(capabilities, remote=plan.destination.remote)
+    ):
+        transport = jobs.transports[plan.node]
+        try:
+            fixed = await remove_restore_command_sudo(
+                transport, plan.destination.path, capabilities, timeout=60.0
+            )
+        except TransportError as exc:
+            raise RecoverFailed(f"the recovery succeeded, but {exc}") from None
+        if fixed is not None:
+            corrections.append(fixed)
+            if on_line is not None:
+                on_line(f"drconsole: restore_command {fixed.before} -> {fixed.after}")
+    return RecoverRun(
+        job=job,
+        exit_status=status,
+        seconds=seconds,
+        log_tail=tuple(lines),
+        corrections=tuple(corrections),
+    )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from dr_console.config import Config, NodeConfig
 from dr_console.core.barman import BarmanClient
+from dr_console.core.barman_versions import Capabilities
 from dr_console.core.recovery import (
     RecoveryPlanError,
     RecoveryTarget,
@@ -25,6 +26,12 @@ from dr_console.models import Backup, FleetSnapshot, NodeRole, RecoveryWindow, S
 class RecoverySource:
     node: NodeConfig
     snapshot: ServerSnapshot
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """The node's Barman, as the collector read it."""
+        version = self.snapshot.barman_version
+        return Capabilities.from_version_text(version) if version is not None else None
 
     @property
     def backups(self) -> tuple[Backup, ...]:

@@ -125,6 +125,9 @@ class Transport(abc.ABC):
     """Runs argv lists on one host. Never takes a shell string."""
 
     name: str
+    # How many connections this transport has opened: a change means a new connection, after
+    # which what was learnt about the host (its Barman version) is read again.
+    connects: int = 0
 
     @abc.abstractmethod
     async def run(

@@ -12,6 +12,9 @@ from dr_console.lab.proc import Account, run
 from dr_console.lab.settings import LabSettings
 
 SYSTEM_PYTHON = "/usr/bin/python3"
+# What every supported Barman (3.4.0 to 3.19.1) imports besides itself: 3.4 imports argcomplete
+# unconditionally, 3.16 imports setuptools' pkg_resources.
+BARMAN_DEPENDENCIES = ("psycopg2-binary", "python-dateutil", "argcomplete", "setuptools")
 
 
 def usable_by(venv: Path, accounts: Sequence[Account], version: str) -> bool:
@@ -45,7 +48,7 @@ def ensure(settings: LabSettings, accounts: Sequence[Account]) -> tuple[Path, bo
     run([SYSTEM_PYTHON, "-m", "venv", "--clear", str(own)], timeout=180)
     pip = [str(own / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir"]
     # psycopg2-binary first and barman without deps: pip would compile psycopg2 (FINDINGS P2).
-    run([*pip, "psycopg2-binary", "python-dateutil"], timeout=600)
+    run([*pip, *BARMAN_DEPENDENCIES], timeout=600)
     run([*pip, "--no-deps", f"barman=={settings.barman_version}"], timeout=600)
     own.chmod(0o755)
     if not usable_by(own, accounts, settings.barman_version):

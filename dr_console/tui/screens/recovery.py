@@ -503,6 +503,7 @@ class OptionsStep(WizardStep):
                 target=wiz.target,
                 destination=wiz.destination,
                 options=wiz.options,
+                capabilities=wiz.source.capabilities,
             )
         except EXPECTED as exc:
             self.show_error(f"REFUSED: {error_text(exc)}")

@@ -165,7 +165,9 @@ class RunStep(_Running):
             self.status(f"recovered in {run.seconds:.1f} s (job {run.job.job_id}); checking the "
                         "restored configuration…")  # fmt: skip
             conf = await read_restored_conf(dest_transport, dest.path, timeout)
-            items = post_recovery_checklist(conf, remote=dest.remote)
+            items = post_recovery_checklist(
+                conf, remote=dest.remote, notes=run.checklist_notes
+            )
         except FAILURES as exc:
             self.status(Text(f"FAILED: {error_text(exc)}", style="bold"))
             self.running = False
