@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dr_console.core.barman_versions import NEWEST_SUPPORTED, OLDEST_SUPPORTED
 from dr_console.lab.errors import LabError
 from dr_console.lab.lab import Lab, mode_error
 from dr_console.lab.settings import LabSettings, default_settings
@@ -46,6 +47,11 @@ def _add_settings(parser: argparse.ArgumentParser, d: LabSettings) -> None:
                         "PREFIX-geobmuser (default drlab)")
     parser.add_argument("--cron-interval", type=float, metavar="SECONDS",
                         help=f"barman cron period (default {d.cron_interval:g})")
+    parser.add_argument("--barman-version", metavar="X.Y.Z",
+                        help=f"the Barman the lab runs, installed from PyPI into the lab's own "
+                        f"venv when it is not the one drconsole runs with (supported: "
+                        f"{OLDEST_SUPPORTED} to {NEWEST_SUPPORTED}; default "
+                        f"{d.barman_version})")
 
 
 def settings_from(args: argparse.Namespace) -> LabSettings:
@@ -57,7 +63,8 @@ def settings_from(args: argparse.Namespace) -> LabSettings:
             raise LabError("--user-prefix needs root: a single-user lab runs as you")
         s = s.with_user_prefix(args.user_prefix)
     changes = {k: v for k, v in (("pg_port", args.pg_port), ("ssh_port", args.ssh_port),
-                                 ("cron_interval", args.cron_interval)) if v is not None}
+                                 ("cron_interval", args.cron_interval),
+                                 ("barman_version", args.barman_version)) if v is not None}
     if changes:
         s = dataclasses.replace(s, **changes)
     return s.validate()
@@ -65,7 +72,8 @@ def settings_from(args: argparse.Namespace) -> LabSettings:
 
 def _typed_settings(args: argparse.Namespace) -> bool:
     return any(v is not None for v in (args.pg_port, args.ssh_port, args.address_base,
-                                       args.user_prefix, args.cron_interval))
+                                       args.user_prefix, args.cron_interval,
+                                       args.barman_version))
 
 
 def _lab(args: argparse.Namespace, quiet: bool) -> Lab:

@@ -248,6 +248,13 @@ class Lab:
             state = LabState(settings=s)
             state.save()
         elif state.settings != s:
+            if dataclasses.replace(state.settings, barman_version=s.barman_version) == s:
+                raise LabError(
+                    f"the lab at {s.base_dir} runs Barman {state.settings.barman_version}, "
+                    f"not {s.barman_version}: Barman's files are laid out differently across "
+                    f"versions, so bring it down first (drconsole lab down --base-dir "
+                    f"{s.base_dir}) and build it again with --barman-version "
+                    f"{s.barman_version}")
             raise LabError(f"the lab at {s.base_dir} was built with other settings; bring it "
                            f"down first (drconsole lab down --base-dir {s.base_dir})")
         return state

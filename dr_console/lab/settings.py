@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dr_console.core.barman_versions import NEWEST_SUPPORTED, OLDEST_SUPPORTED, BarmanVersion
 from dr_console.lab.errors import LabError
 
 # The ssh aliases every lab user knows (in its ~/.ssh/config); the console config uses addresses.
@@ -196,6 +197,10 @@ class LabSettings:
             raise LabError(f"cron_interval: {self.cron_interval!r} must be 1..3600 seconds")
         if not re.match(r"^\d+\.\d+\.\d+$", self.barman_version):
             raise LabError(f"barman_version: {self.barman_version!r} is not X.Y.Z")
+        version = BarmanVersion.parse(self.barman_version)
+        if not OLDEST_SUPPORTED <= version <= NEWEST_SUPPORTED:
+            raise LabError(f"barman_version: {version} is outside the supported range "
+                           f"{OLDEST_SUPPORTED} to {NEWEST_SUPPORTED}")
         return self
 
     # --- persistence (lab.json) ----------------------------------------------------------------

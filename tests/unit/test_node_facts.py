@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dr_console.core.barman_versions import Capabilities
 from dr_console.core.node_facts import ServerLayout, parse_output, parse_xlogdb_line, script_argv
 from dr_console.core.validation import UnsafeValue
 
@@ -30,6 +31,7 @@ def _layout(home: Path, server: str, passive: bool) -> ServerLayout:
             "slot_name": "barman",
             "xlog_segment_size": 16777216,
         },
+        Capabilities.from_version_text("3.19.1"),
     )
 
 
