@@ -4,6 +4,13 @@
 Run as root, with the default lab up (`drconsole lab up` or the tests' lab fixture):
 
     .venv/bin/python scripts/record_barman.py [--lab-dir /var/tmp/drconsole-lab] [--only NAME...]
+                                              [--out DIR]
+
+The lab's Barman decides what is recorded: 3.19.1 (the default lab) writes every recording into
+tests/recordings/; any other version (`scripts/record_versions.py` builds a lab per version)
+writes into tests/recordings/barman-<version>/ and records the steady state of both nodes, the
+operations' output and the refusals; the provoked partial shapes need `list-processes`
+(Barman 3.14+) to find the backup they interrupt, so they are recorded only where it exists.
 
 Every command is built by dr_console.core.barman.BarmanClient (so the recorded argv is exactly
 what the adapter sends) and run as the lab's Barman users (bserver: drlab-bmuser, geobserver:
@@ -37,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from dr_console.core.barman import BarmanClient, BarmanError  # noqa: E402
+from dr_console.core.barman_versions import Capabilities, Feature  # noqa: E402
 from dr_console.core.transport_base import CommandResult, LineStream, Transport  # noqa: E402
 from dr_console.lab.errors import LabError  # noqa: E402
 from dr_console.lab.lab import Lab  # noqa: E402
@@ -46,6 +54,7 @@ from dr_console.lab.sshd import remote_path  # noqa: E402
 from dr_console.lab.state import LabState  # noqa: E402
 
 OUT = REPO / "tests" / "recordings"
+DEFAULT_VERSION = LabSettings().barman_version
 READY_FILE = Path("/tmp/drlab-ready")
 COMMAND_TIMEOUT = 120.0
 LOCK_WAIT = 300.0  # the lab is shared: how long to wait for another backup to end
@@ -110,9 +119,10 @@ class AccountTransport(Transport):
 
 
 class Recorder:
-    def __init__(self, version: str, only: set[str] | None) -> None:
+    def __init__(self, version: str, only: set[str] | None, out: Path) -> None:
         self.version = version
         self.only = only
+        self.out = out
         self.written: list[str] = []
 
     def wanted(self, name: str) -> bool:
@@ -131,8 +141,8 @@ class Recorder:
             "node": node,
             "note": note,
         }
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / f"{name}.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / f"{name}.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
         self.written.append(name)
         print(f"  {name}: rc={result.returncode} ({len(result.stdout)} bytes)", flush=True)
 
@@ -204,6 +214,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lab-dir", type=Path, default=LabSettings().base_dir)
     parser.add_argument("--only", nargs="*", help="record only these names")
+    parser.add_argument("--out", type=Path,
+                        help="where to write (default: tests/recordings for Barman "
+                        f"{DEFAULT_VERSION}, else tests/recordings/barman-<version>)")
     parser.add_argument("--wait-ready", type=float, default=0.0,
                         help=f"seconds to wait for {READY_FILE} first")
     args = parser.parse_args(argv)
@@ -221,8 +234,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
     passive = BarmanClient(passive_t, timeout=COMMAND_TIMEOUT)
     server = lab.settings.server_name
     version = await primary.version()
-    rec = Recorder(version, set(args.only) if args.only else None)
-    print(f"recording Barman {version} into {OUT}", flush=True)
+    capabilities = Capabilities.from_version_text(version)
+    out = args.out or (OUT if version == DEFAULT_VERSION else OUT / f"barman-{version}")
+    rec = Recorder(version, set(args.only) if args.only else None, out)
+    print(f"recording Barman {version} into {out}", flush=True)
 
     # --- steady state, both nodes -------------------------------------------------------------
     for prefix, node, t, client in (("primary", "bserver", primary_t, primary),
@@ -237,8 +252,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
         await record_call(rec, f"{prefix}-show-backup-latest", node, t,
                           lambda c=c: c.show_backup(server, "latest"))
         await record_call(rec, f"{prefix}-replication-status", node, t, c.replication_status)
-        await record_call(rec, f"{prefix}-list-processes", node, t,
-                          lambda c=c: c.list_processes([server]))
+        if capabilities.has(Feature.LIST_PROCESSES):
+            await record_call(rec, f"{prefix}-list-processes", node, t,
+                              lambda c=c: c.list_processes([server]))
+        else:
+            await record_argv(rec, f"{prefix}-list-processes", node, t,
+                              c.argv("list-processes", server),
+                              "before Barman 3.14 there is no list-processes: a usage error")
         await record_call(rec, f"{prefix}-diagnose", node, t, c.diagnose)
         await record_call(rec, f"{prefix}-check-nagios", node, t, c.check_nagios)
         await record_argv(rec, f"{prefix}-check-nagios-json", node, t,
@@ -274,8 +294,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
     await record_argv(rec, "passive-switch-wal-json", "geobserver", passive_t,
                       passive.argv("switch-wal", "--force", "--archive", server))
 
-    await record_concurrent_backup_and_syncing(rec, primary, passive, primary_t, passive_t, server)
-    await record_empty_backup(rec, lab, primary, primary_t, server)
+    if capabilities.has(Feature.LIST_PROCESSES):
+        await record_concurrent_backup_and_syncing(
+            rec, primary, passive, primary_t, passive_t, server
+        )
+        await record_empty_backup(rec, lab, primary, primary_t, server)
+    else:
+        print(f"  (Barman {version}: no list-processes, so no provoked partial shapes)")
     print(f"wrote {len(rec.written)} recordings", flush=True)
     return 0
 

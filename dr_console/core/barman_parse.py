@@ -351,6 +351,9 @@ def parse_show_backup(doc: object, server: str) -> BackupDetail:
     base = _obj(d.get("base_backup_information") or {}, what, "base_backup_information")
     wal = _obj(d.get("wal_information") or {}, what, "wal_information")
     catalog = _obj(d.get("catalog_information") or {}, what, "catalog_information")
+    # The base backup's own (deduplicated) size: `backup_size` from Barman 3.11, before it
+    # `incremental_size` (3.4 to 3.10 call the whole size `disk_usage`).
+    size_key = "backup_size_bytes" if "backup_size_bytes" in base else "incremental_size_bytes"
     version = d.get("postgresql_version")
     if isinstance(version, bool) or not isinstance(version, int | str | None):
         raise _fail(what, "postgresql_version", f"unexpected {type(version).__name__}")
@@ -362,8 +365,7 @@ def parse_show_backup(doc: object, server: str) -> BackupDetail:
         begin_time=_iso(base.get("begin_time"), what, "begin_time"),
         end_time=_iso(base.get("end_time"), what, "end_time"),
         wal_size_bytes=_opt_int(wal.get("disk_usage_bytes"), what, "disk_usage_bytes"),
-        deduplicated_size_bytes=_opt_int(base.get("backup_size_bytes"), what,
-                                         "backup_size_bytes"),
+        deduplicated_size_bytes=_opt_int(base.get(size_key), what, size_key),
         begin_wal=_opt_str(base.get("begin_wal"), what, "begin_wal"),
         end_wal=_opt_str(base.get("end_wal"), what, "end_wal"),
         timeline=_opt_int(base.get("timeline"), what, "timeline"),

@@ -9,18 +9,29 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from dr_console.core.barman_versions import TESTED_VERSIONS
 from dr_console.core.transport_base import CommandResult, LineStream, Transport
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "recordings"
+# The lab's default Barman: its recordings (the full set, with the provoked partial shapes) are
+# tests/recordings/*.json; every other tested version's are in tests/recordings/barman-<v>/.
+DEFAULT_VERSION = "3.19.1"
+VERSIONS = TESTED_VERSIONS
+
+
+def directory(version: str = DEFAULT_VERSION) -> Path:
+    return RECORDINGS if version == DEFAULT_VERSION else RECORDINGS / f"barman-{version}"
 
 
 @cache
-def load(name: str) -> dict[str, Any]:
-    path = RECORDINGS / f"{name}.json"
+def load(name: str, version: str = DEFAULT_VERSION) -> dict[str, Any]:
+    path = directory(version) / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} is missing: run `make recordings` (scripts/record_barman.py)")
+            f"{path} is missing: run `make recordings` (scripts/record_versions.py)")
     data: dict[str, Any] = json.loads(path.read_text())
+    if data.get("barman_version") != version:
+        raise AssertionError(f"{path} was recorded with Barman {data.get('barman_version')}")
     return data
 
 
@@ -35,10 +46,10 @@ def result(name: str) -> CommandResult:
     )
 
 
-def names() -> list[str]:
+def names(version: str = DEFAULT_VERSION) -> list[str]:
     """Names of the Barman recordings (other tools keep other files in the same directory)."""
     return sorted(p.stem for pattern in ("primary-*.json", "passive-*.json")
-                  for p in RECORDINGS.glob(pattern))
+                  for p in directory(version).glob(pattern))
 
 
 class ReplayTransport(Transport):
