@@ -53,8 +53,10 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy dr_console
 
+# Every tested Barman's output (BARMAN_VERSIONS="3.4.0 3.10.1" for some), then the fleet the
+# console's tests replay (recorded on the default lab).
 recordings: system-deps venv
-	$(SUDO) $(VENV)/bin/python scripts/record_barman.py
+	$(SUDO) $(VENV)/bin/python scripts/record_versions.py $(BARMAN_VERSIONS)
 	$(SUDO) $(VENV)/bin/python scripts/record_fleet.py
 
 bench: system-deps venv

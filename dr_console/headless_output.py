@@ -225,6 +225,7 @@ def _server_dict(server: ServerSnapshot, results: list[CheckResult]) -> dict[str
         "barman_checks": {c.name: ("OK" if c.ok else "FAILED") for c in server.barman_checks},
         "processes": [{"name": p.name, "pid": p.pid} for p in server.processes],
         "postgres_error": server.postgres_error,
+        "barman_version": server.barman_version,
     }
 
 

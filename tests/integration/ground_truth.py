@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dr_console.config import load_config
+from dr_console.core.barman_versions import Capabilities, Feature
 from dr_console.core.collector import Collector
 from dr_console.lab.lab import Lab
 from dr_console.models import FleetSnapshot, ServerSnapshot
@@ -30,8 +31,14 @@ def wait_until(
         time.sleep(interval)
 
 
+def capabilities(lab: Lab) -> Capabilities:
+    """What the lab's Barman does (the version it was built with)."""
+    return Capabilities.from_version_text(lab.settings.barman_version)
+
+
 def xlogdb_segments(lab: Lab, node: str) -> list[str]:
-    path = lab.barman_home(node) / SERVER / "wals" / f"{SERVER}-xlog.db"
+    wals = lab.barman_home(node) / SERVER / "wals"
+    path = Path(capabilities(lab).xlogdb_file(SERVER, str(wals), None))
     names = [line.split("\t")[0] for line in path.read_text().splitlines() if line.strip()]
     return [n for n in names if len(n) == 24]
 
@@ -48,10 +55,20 @@ def ensure_streaming(lab: Lab) -> None:
     wait_until("receive-wal to run on bserver", running, timeout=120, interval=2)
 
 
+def _backup_infos(lab: Lab, node: str) -> dict[str, Path]:
+    """backup id -> its backup.info: meta/<id>-backup.info from Barman 3.13.2, before that
+    base/<id>/backup.info."""
+    home = lab.barman_home(node) / SERVER
+    if capabilities(lab).has(Feature.META_DIRECTORY):
+        return {p.name.removesuffix("-backup.info"): p
+                for p in sorted((home / "meta").glob("*-backup.info"))}
+    return {p.parent.name: p for p in sorted((home / "base").glob("*/backup.info"))}
+
+
 def meta_backups(lab: Lab, node: str) -> dict[str, str]:
-    """backup id -> status, from meta/<id>-backup.info (FINDINGS §7)."""
+    """backup id -> status, from the backup.info files Barman writes."""
     out = {}
-    for info in sorted((lab.barman_home(node) / SERVER / "meta").glob("*-backup.info")):
+    for backup_id, info in _backup_infos(lab, node).items():
         status = next(
             (
                 line.split("=", 1)[1]
@@ -60,13 +77,33 @@ def meta_backups(lab: Lab, node: str) -> dict[str, str]:
             ),
             "?",
         )
-        out[info.name.removesuffix("-backup.info")] = status
+        out[backup_id] = status
     return out
 
 
 def barman_processes(lab: Lab, node: str) -> set[tuple[str, int]]:
-    data: dict[str, Any] = lab.barman_json(node, "list-processes", SERVER)
-    return {(p["name"], int(p["pid"])) for p in data.get(SERVER, []) if p}
+    """Barman's tasks for the server: `list-processes` (3.14+), else the node user's processes
+    whose command line is `barman … <task> <server>`."""
+    if capabilities(lab).has(Feature.LIST_PROCESSES):
+        data: dict[str, Any] = lab.barman_json(node, "list-processes", SERVER)
+        return {(p["name"], int(p["pid"])) for p in data.get(SERVER, []) if p}
+    uid = lab.account(node).uid
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if proc.stat().st_uid != uid:
+                continue
+            words = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(w.endswith("/barman") or w == "barman" for w in words) and SERVER in words:
+            tasks = [w for w in words if w in ("receive-wal", "backup", "archive-wal",
+                                               "sync-wals", "sync-backup")]
+            if tasks:
+                found.add((tasks[0], int(proc.name)))
+    return found
 
 
 def psql_value(lab: Lab, sql: str) -> str:

@@ -59,7 +59,9 @@ class ServerScreen(ConsoleScreen):
         window = snap.window
         line1 = Text()
         line1.append(f"{state.server}", style="bold")
-        line1.append(f" on {state.node} ({snap.role.value}, site {snap.site or '-'})  health ")
+        barman = f", Barman {snap.barman_version}" if snap.barman_version else ""
+        line1.append(f" on {state.node} ({snap.role.value}, site {snap.site or '-'}{barman})"
+                     "  health ")
         line1.append(state.health.label, style="bold")
         if app.state.poll_error or state.node_error:
             line1.append("  STALE", style="bold reverse")

@@ -1,0 +1,124 @@
+"""The compatibility subset: what every supported Barman must give, on a lab built with it.
+
+`make test` runs these on the default lab (3.19.1) with the whole suite, then again on a fresh
+lab for each other tested version (`DRCONSOLE_BARMAN_VERSION=3.4.0 pytest -m compat`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from ground_truth import SERVER, capabilities, meta_backups, wait_until, xlogdb_segments
+from test_headless_lab import drconsole
+
+from dr_console.config import load_config
+from dr_console.core.wal import segments_between
+from dr_console.lab.lab import Lab
+from dr_console.tui.app import DrConsoleApp
+from dr_console.tui.launch import make_app
+from dr_console.tui.widgets.fleet_table import FleetTable
+
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
+
+
+def status_doc(lab: Lab) -> dict[str, Any]:
+    result = drconsole("--run", "status", "--format", "json", config=lab.config_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def server_of(doc: dict[str, Any], node: str) -> dict[str, Any]:
+    return next(s for s in doc["servers"] if s["node"] == node and s["server"] == SERVER)
+
+
+def test_a_healthy_lab_is_ok_headless_on_this_barman(lab: Lab) -> None:
+    result = drconsole("--run", "check", "--format", "json", config=lab.config_path)
+    doc = json.loads(result.stdout)
+    bad = [c for c in doc["checks"] if c["status"] != "OK"]
+    assert result.returncode == 0 and doc["status"] == "OK", bad
+    nagios = drconsole("--run", "check", "--format", "nagios", config=lab.config_path)
+    assert nagios.returncode == 0 and nagios.stdout.startswith("DRCONSOLE OK - ")
+
+
+def test_status_names_the_version_and_matches_barmans_files(lab: Lab) -> None:
+    version = lab.settings.barman_version
+    before = {n: xlogdb_segments(lab, n)[-1] for n in ("bserver", "geobserver")}
+    doc = status_doc(lab)
+    after = {n: xlogdb_segments(lab, n)[-1] for n in ("bserver", "geobserver")}
+    assert {n["node"]: n["barman_version"] for n in doc["nodes"]} == {
+        "bserver": version, "geobserver": version,
+    }
+    for node in ("bserver", "geobserver"):
+        entry = server_of(doc, node)
+        assert entry["barman_version"] == version
+        # the last archived WAL is a segment of the node's own catalogue (the lab is live)
+        assert before[node] <= entry["last_archived_wal"] <= after[node], entry
+        done = {i for i, s in meta_backups(lab, node).items() if s == "DONE"}
+        assert {b["backup_id"] for b in entry["backups"] if b["status"] == "DONE"} == done
+    geo = server_of(doc, "geobserver")["geo"]
+    assert isinstance(geo["wal_lag_segments"], int) and geo["wal_lag_segments"] >= 0
+    assert isinstance(geo["wal_lag_bytes"], int) and geo["wal_lag_seconds"] is not None
+    bound = segments_between(before["geobserver"], after["bserver"])
+    assert bound is not None and geo["wal_lag_segments"] <= bound + 1
+
+
+def test_backup_and_switch_wal_then_the_passive_node_catches_up(lab: Lab) -> None:
+    backup = drconsole("--run", "backup", "--server", SERVER, "--wait", config=lab.config_path,
+                       timeout=600)
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    newest = max(meta_backups(lab, "bserver"))
+    assert meta_backups(lab, "bserver")[newest] == "DONE"
+    with lab.cron_paused("geobserver"):
+        switched = drconsole("--run", "switch-wal", "--server", SERVER, config=lab.config_path)
+        assert switched.returncode == 0, switched.stdout + switched.stderr
+        assert "closed WAL" in switched.stdout and "archived on bserver" in switched.stdout
+        closed = switched.stdout.split("closed WAL ", 1)[1].split(";")[0].strip()
+        assert closed in xlogdb_segments(lab, "bserver")
+        lagging = server_of(status_doc(lab), "geobserver")["geo"]
+        assert lagging["wal_lag_segments"] >= 1, lagging
+        assert newest in lagging["missing_backups"]
+    wait_until(
+        "the passive node to copy the new backup and WAL",
+        lambda: (g := server_of(status_doc(lab), "geobserver")["geo"])["wal_lag_segments"] == 0
+        and not g["missing_backups"],
+        timeout=240, interval=5,
+    )
+
+
+def test_drill_restores_starts_and_verifies(lab: Lab) -> None:
+    result = drconsole("--run", "drill", "--server", SERVER, "--verify",
+                       "select count(*) from pg_class", "--format", "json",
+                       config=lab.config_path, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["verified"] is True and int(doc["verify_result"]) > 0
+    assert doc["cleaned_up"] is True and doc["rto_seconds"] > 0
+    restore = next(i for i in doc["checklist"] if i["key"] == "restore_command")
+    assert restore["status"] == "OK"
+    if capabilities(lab).local_restore_command_uses_sudo:
+        # Barman before 3.16 writes `sudo -u …`: corrected, and the checklist says so
+        assert "corrected by drconsole" in restore["detail"] and "sudo" in restore["detail"]
+    else:
+        assert "sudo" not in restore["detail"]
+
+
+async def test_the_console_shows_both_rows_ok_within_one_poll(lab: Lab) -> None:
+    app: DrConsoleApp = make_app(load_config(lab.config_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        while app.polls < 1:
+            assert loop.time() < deadline, "no poll finished within 120 s"
+            await asyncio.sleep(0.1)
+        await pilot.pause()
+        table = app.screen.query_one(FleetTable)
+        keys = {str(r.key.value) for r in table.ordered_rows}
+        assert {f"bserver/{SERVER}", f"geobserver/{SERVER}"} <= keys
+        for key in (f"bserver/{SERVER}", f"geobserver/{SERVER}"):
+            state = app.state.servers[key]
+            assert state.health.label == "OK", (key, state.health_detail)
+            assert state.snapshot.barman_version == lab.settings.barman_version
