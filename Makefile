@@ -5,7 +5,13 @@ SHELL := /bin/bash
 VENV ?= .venv
 # Debian's interpreter: the lab's Barman runs as other OS users, who cannot read a pyenv under /root.
 BASE_PYTHON ?= /usr/bin/python3
-BARMAN_VERSION ?= 3.19.1
+# The Barman installed in the venv and run by the default lab. `BARMAN_VERSION=3.10.1 make test`
+# runs the suite on a lab of that version instead (the lab builds its own venv for it).
+DEFAULT_BARMAN := 3.19.1
+BARMAN_VERSION ?= $(DEFAULT_BARMAN)
+# After the whole suite, the compatibility subset (pytest -m compat) runs on a fresh lab of
+# each of these (COMPAT_VERSIONS= skips it).
+COMPAT_VERSIONS ?= 3.4.0 3.10.1 3.12.1 3.16.2 3.19.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := postgresql-15 openssh-server openssh-client rsync python3-venv python3-dev libpq5 procps iproute2 util-linux
 PYTEST_ARGS ?=
@@ -16,7 +22,13 @@ demo: system-deps venv
 	$(SUDO) $(VENV)/bin/drconsole demo
 
 test: system-deps venv
-	$(SUDO) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(SUDO) env DRCONSOLE_BARMAN_VERSION=$(BARMAN_VERSION) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	@for v in $(COMPAT_VERSIONS); do \
+	  [ "$$v" = "$(BARMAN_VERSION)" ] && continue; \
+	  echo "== the compatibility subset on a lab of Barman $$v"; \
+	  $(SUDO) env DRCONSOLE_BARMAN_VERSION=$$v $(VENV)/bin/python -m pytest -m compat \
+	    tests/integration $(PYTEST_ARGS) || exit 1; \
+	done
 
 # Installs only what is missing. policy-rc.d keeps apt from starting the system sshd or the
 # packaged PostgreSQL cluster; it is removed again if we created it.
@@ -45,7 +57,7 @@ $(VENV)/.drconsole-stamp: pyproject.toml
 	[ -x $(VENV)/bin/python ] || $(BASE_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q psycopg2-binary python-dateutil argcomplete setuptools
-	$(VENV)/bin/python -m pip install -q --no-deps barman==$(BARMAN_VERSION)
+	$(VENV)/bin/python -m pip install -q --no-deps barman==$(DEFAULT_BARMAN)
 	$(VENV)/bin/python -m pip install -q -e '.[dev]'
 	touch $@
 

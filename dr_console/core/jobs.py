@@ -24,6 +24,7 @@ from dr_console.config import Config, NodeConfig
 from dr_console.core.barman_errors import BarmanLocked
 from dr_console.core.job_progress import JobProgress
 from dr_console.core.journal import Journal, JournalError, JournalEvent, os_user, read_journal
+from dr_console.core.node_facts import lock_directory, parse_output, tasks_argv
 from dr_console.core.transport import Transport, TransportError
 from dr_console.core.validation import UnsafeValue, check_server_name
 from dr_console.models import Job, JobState
@@ -370,25 +371,33 @@ class JobManager:
                     f"(job {other.job_id}, pid {other.pid}): Barman holds the {operation} lock",
                     kind="locked",
                 )
+        # The running tasks, from the kernel's lock table (as on every supported Barman; its
+        # `list-processes` exists only from 3.14): `show-servers` says where the locks are.
         argv = [cfg.barman]
         if cfg.barman_config:
             argv += ["-c", cfg.barman_config]
-        argv += ["-f", "json", "list-processes", server]
+        argv += ["-f", "json", "show-servers", server]
         _, transport = self._node(node)
         try:
             result = await transport.run(argv, timeout=self._timeout(cfg))
             data = json.loads(result.stdout) if result.returncode == 0 else {}
-        except (TransportError, ValueError) as exc:
+            shown = data.get(server) if isinstance(data, dict) else None
+            if not isinstance(shown, dict):
+                return  # an unknown server: Barman itself says so when the job starts
+            tasks = await transport.run(
+                tasks_argv(server, lock_directory(shown)), timeout=self._timeout(cfg)
+            )
+        except (TransportError, ValueError, UnsafeValue) as exc:
             # Barman itself still refuses a second backup; this check only says it earlier.
-            log.warning("list-processes on %s failed before a %s: %s", node, operation, exc)
+            log.warning("no lock check on %s before a %s: %s", node, operation, exc)
             return
-        procs = data.get(server) if isinstance(data, dict) else None
-        for proc in procs if isinstance(procs, list) else []:
-            if isinstance(proc, dict) and proc.get("name") == operation:
+        facts = parse_output(tasks.stdout).servers.get(server)
+        for proc in facts.processes if facts is not None else ():
+            if proc.name == operation:
                 raise BarmanLocked(
                     f"Another {operation} process is running for server {server} on {node} "
-                    f"(barman pid {proc.get('pid')}): Barman holds the {operation} lock",
-                    returncode=result.returncode,
+                    f"(barman pid {proc.pid}): Barman holds the {operation} lock",
+                    returncode=tasks.returncode,
                     argv=argv,
                 )
 

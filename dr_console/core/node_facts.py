@@ -26,6 +26,17 @@ FIELDS_PER_SERVER = 9
 # Running Barman processes are found the way `barman list-processes` finds them (a held flock on
 # .<server>-<task>.lock), but read from the kernel's lock table instead of by taking the lock,
 # so polling can never make a Barman command fail with "already running".
+# Every supported Barman (3.4 to 3.19) names its task locks the same way, so this one reading
+# serves all of them, including those without `list-processes` (before 3.14).
+_HELD_LOCKS = r"""
+  for lock in "$lockdir/.$server-"*.lock; do
+    [ -e "$lock" ] || continue
+    inode=$(stat -c %i "$lock" 2>/dev/null) || continue
+    holder=$(printf '%s\n' "$locks" | awk -v ino="$inode" \
+      '$2 == "FLOCK" { n = split($6, f, ":"); if (f[n] == ino) { print $5; exit } }')
+    [ -n "$holder" ] && printf 'K %s %s\n' "${lock##*/}" "$holder"
+  done
+"""
 SCRIPT = r"""
 printf 'N %s\n' "$(date +%s)"
 locks=$(cat /proc/locks 2>/dev/null)
@@ -34,13 +45,7 @@ while [ "$#" -ge 9 ]; do
   lockdir=$9
   shift 9
   printf 'S %s\n' "$server"
-  for lock in "$lockdir/.$server-"*.lock; do
-    [ -e "$lock" ] || continue
-    inode=$(stat -c %i "$lock" 2>/dev/null) || continue
-    holder=$(printf '%s\n' "$locks" | awk -v ino="$inode" \
-      '$2 == "FLOCK" { n = split($6, f, ":"); if (f[n] == ino) { print $5; exit } }')
-    [ -n "$holder" ] && printf 'K %s %s\n' "${lock##*/}" "$holder"
-  done
+""" + _HELD_LOCKS + r"""
   if [ -r "$xlogdb" ]; then
     tail -n 8 "$xlogdb" | while IFS= read -r line; do printf 'X %s\n' "$line"; done
   else
@@ -66,6 +71,26 @@ while [ "$#" -ge 9 ]; do
   fi
 done
 """
+# $1 server, $2 lock directory: only the running tasks (S and K lines).
+TASKS_SCRIPT = r"""
+locks=$(cat /proc/locks 2>/dev/null)
+server=$1 lockdir=$2
+printf 'S %s\n' "$server"
+""" + _HELD_LOCKS
+
+
+def lock_directory(show_servers: dict[str, Any]) -> str:
+    """Where a server's task locks are: barman_lock_directory, which defaults to barman_home,
+    the parent of each server's directory."""
+    configured = show_servers.get("barman_lock_directory")
+    if configured not in (None, ""):
+        return str(configured)
+    return str(show_servers.get("backup_directory") or "").rstrip("/").rpartition("/")[0]
+
+
+def tasks_argv(server: str, lock_dir: str) -> list[str]:
+    return ["sh", "-c", TASKS_SCRIPT, "drconsole-tasks", check_server_name(server),
+            check_path(lock_dir)]
 
 
 @dataclass(frozen=True)
@@ -127,8 +152,7 @@ class ServerLayout:
             segment_size=segment_size,
             primary_ssh_command=text("primary_ssh_command") or None,
             description=text("description") or None,
-            # barman_lock_directory defaults to barman_home, the parent of each server's directory
-            lock_directory=text("barman_lock_directory", backup_dir.rstrip("/").rpartition("/")[0]),
+            lock_directory=lock_directory(data),
             active=flag("active") if "active" in data else True,
             disabled=flag("disabled"),
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,3 +124,28 @@ async def test_the_console_shows_both_rows_ok_within_one_poll(lab: Lab) -> None:
             state = app.state.servers[key]
             assert state.health.label == "OK", (key, state.health_detail)
             assert state.snapshot.barman_version == lab.settings.barman_version
+
+
+def test_a_backup_barman_is_running_is_refused_up_front(lab: Lab) -> None:
+    """A backup started outside drconsole holds `.pgserver-backup.lock` in barman_home, as every
+    supported Barman takes it; drconsole reads the lock table and refuses before starting."""
+    lock = lab.barman_home("bserver") / f".{SERVER}-backup.lock"
+    assert lock.exists(), "the lab's first backup made it (root must not create it)"
+    holder = subprocess.Popen(["flock", "--exclusive", str(lock), "sleep", "60"])
+    try:
+        wait_until("the lock to be held", lambda: _held(lock), timeout=10, interval=0.2)
+        result = drconsole("--run", "backup", "--server", SERVER, config=lab.config_path)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "refused" in result.stderr and "Another backup process is running" in (
+            result.stderr
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _held(path: Path) -> bool:
+    inode = path.stat().st_ino if path.exists() else -1
+    return any(line.split()[5].endswith(f":{inode}")
+               for line in Path("/proc/locks").read_text().splitlines()
+               if len(line.split()) > 5)
