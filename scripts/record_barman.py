@@ -294,6 +294,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     await record_argv(rec, "passive-switch-wal-json", "geobserver", passive_t,
                       passive.argv("switch-wal", "--force", "--archive", server))
 
+    await record_archive_failing(rec, lab, primary, primary_t, server)
     if capabilities.has(Feature.LIST_PROCESSES):
         await record_concurrent_backup_and_syncing(
             rec, primary, passive, primary_t, passive_t, server
@@ -405,6 +406,34 @@ async def record_concurrent_backup_and_syncing(
     await delete_own_backup(rec, "primary-delete", "bserver", primary_t, primary, server, new_id)
     await delete_own_backup(rec, "passive-delete", "geobserver", passive_t, passive, server,
                             new_id)
+
+
+async def record_archive_failing(
+    rec: Recorder, lab: Lab, primary: BarmanClient, primary_t: AccountTransport, server: str
+) -> None:
+    """PostgreSQL's archiver failing: Barman's status then reports `failures` as
+    "N (<last failed WAL> at <time>)". archive_command is set to `false` for a WAL switch and
+    restored afterwards; the WAL it failed on is archived once the command works again."""
+    if not rec.wanted("primary-status-archive-failing"):
+        return
+    lab.psql("ALTER SYSTEM SET archive_command = 'false'")
+    lab.psql("SELECT pg_reload_conf()")
+    try:
+        lab.psql("CREATE TEMP TABLE t AS SELECT 1; SELECT pg_switch_wal()")
+
+        def failed() -> bool:
+            return int(lab.psql("SELECT failed_count FROM pg_stat_archiver").strip() or 0) > 0
+
+        deadline = time.monotonic() + 60
+        while not failed():
+            if time.monotonic() > deadline:
+                raise SystemExit("PostgreSQL's archiver never failed with archive_command=false")
+            await asyncio.sleep(1)
+        await record_call(rec, "primary-status-archive-failing", "bserver", primary_t,
+                          lambda: primary.status([server]))
+    finally:
+        lab.psql("ALTER SYSTEM RESET archive_command")
+        lab.psql("SELECT pg_reload_conf()")
 
 
 async def record_empty_backup(

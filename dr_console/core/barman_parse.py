@@ -245,6 +245,15 @@ def _int_text(text: str | None) -> int | None:
     return int(text) if text is not None and text.isdigit() and len(text) < 19 else None
 
 
+_FAILURES_RE = re.compile(r"(\d{1,18})(?: \(.*\))?")
+
+
+def _failures(text: str | None) -> int | None:
+    """PostgreSQL's archiver failures: "0", or with the last one "9 (<WAL> at <time>)"."""
+    match = _FAILURES_RE.fullmatch(text or "")
+    return int(match.group(1)) if match else None
+
+
 def _none_text(text: str | None) -> str | None:
     return None if text in (None, "", "None") else text
 
@@ -274,7 +283,7 @@ def parse_status(doc: object) -> dict[str, BarmanStatus]:
             current_wal=_none_text(messages.get("current_xlog")),
             last_archived_wal=wal,
             last_archived_time=wal_time,
-            failed_count=_int_text(messages.get("failed_count")),
+            failed_count=_failures(messages.get("failed_count")),
             backups_number=_int_text(messages.get("backups_number")),
             first_backup=_none_text(messages.get("first_backup")),
             last_backup=_none_text(messages.get("last_backup")),

@@ -84,6 +84,15 @@ def test_status_display_strings_become_facts(version: str) -> None:
     assert status.last_backup == messages["last_backup"]
 
 
+def test_archiver_failures_are_counted_when_barman_names_the_last_one(version: str) -> None:
+    recording = raw("primary-status-archive-failing", version)
+    message = recording[SERVER]["failed_count"]["message"]  # "1 (0000…000A at Wed Dec …)"
+    count, _, last = message.partition(" (")
+    assert count.isdigit() and int(count) > 0 and last.endswith(")")
+    status = parse_status(doc("primary-status-archive-failing", version))[SERVER]
+    assert status.failed_count == int(count)
+
+
 def test_passive_status_has_no_postgres_facts_but_names_its_primary(version: str) -> None:
     status = parse_status(doc("passive-status", version))[SERVER]
     assert status.passive_node is True
