@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import tomli_w
 
+from dr_console.core.validation import UnsafeValue, check_server_name
 from dr_console.models import NodeRole
 from dr_console.toml_lines import KeyPath, LineIndex, format_path
 
@@ -334,6 +335,12 @@ class _Parser:
                 path,
                 f"invalid server name {name!r}: Barman reserves 'all' and names starting with '-'",
             )
+        if what == "server":
+            # the rule every command applies to a server name, so a name that loads is usable
+            try:
+                check_server_name(name)
+            except UnsafeValue as exc:
+                self.fail(path, f"invalid server name: {exc}")
         return name
 
     def names(self, path: KeyPath, value: object, what: str) -> tuple[str, ...]:

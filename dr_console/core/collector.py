@@ -42,6 +42,7 @@ from dr_console.core.node_facts import (
 )
 from dr_console.core.postgres import PostgresProbeError, PostgresProber
 from dr_console.core.transport import Transport, TransportError, open_transport
+from dr_console.core.validation import check_server_name
 from dr_console.models import (
     ArchiveQueue,
     Backup,
@@ -328,7 +329,10 @@ class Collector:
         problems = []
         for name, data in shown.items():
             try:
-                layouts[name] = ServerLayout.from_show_servers(name, data, capabilities)
+                # a name no command may carry is reported, not polled (it would fail the node)
+                layouts[check_server_name(name)] = ServerLayout.from_show_servers(
+                    name, data, capabilities
+                )
             except Exception as exc:  # one odd server must not hide the others
                 problems.append(f"{name}: {_describe(exc)}")
         state.layouts = layouts

@@ -217,6 +217,12 @@ ERRORS = [
         id="server-name-chars",
     ),
     pytest.param(
+        NODE + '[[servers]]\nname = "' + "p" * 129 + '"\n',
+        ":5: servers[1].name: invalid server name: server name '" + "p" * 76
+        + "... is longer than 128 characters",
+        id="server-name-too-long-for-every-command",
+    ),
+    pytest.param(
         NODE + '\n[[nodes]]\nname = "b2"\n\n[[nodes]]\nname = "geo"\nrole = "passive"\n',
         ":8: nodes[3].primary: passive node 'geo' needs primary = <a primary node>",
         id="passive-without-primary-two-primaries",
