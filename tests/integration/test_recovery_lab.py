@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from ground_truth import capabilities
 
 from dr_console.cli import build_parser
 from dr_console.config import Config, load_config
@@ -231,7 +232,8 @@ def test_recover_refuses_without_yes_and_shows_the_plan(lab: Lab, config: Config
         "--dest", "/var/tmp/never-created",
     )  # fmt: skip
     assert rc == 2 and "--yes" in message
-    assert "barman recover --get-wal pgserver" in out
+    # `barman restore` from Barman 3.12, `barman recover` before
+    assert f"barman {capabilities(lab).restore_verb} --get-wal pgserver" in out
     assert not Path("/var/tmp/never-created").exists()
 
 

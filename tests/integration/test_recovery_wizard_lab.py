@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from ground_truth import capabilities
 from test_recovery_lab import TEST_PORTS, make_table, switch_wal, utc_now
 from textual.pilot import Pilot
 from textual.screen import Screen
@@ -167,7 +168,8 @@ async def test_pitr_from_keys_refusals_typed_confirmation_run_and_checklist(
         text = shown(review, "#review")
         plan = review.wiz.plan
         assert plan is not None and plan.options.target_action == "promote"
-        assert "barman recover --target-time" in text and f"{workdir}/data" in text
+        verb = capabilities(lab).restore_verb  # restore from Barman 3.12, recover before
+        assert f"barman {verb} --target-time" in text and f"{workdir}/data" in text
 
         await pilot.press("escape")  # back to the options, nothing ran
         assert app.screen is options
