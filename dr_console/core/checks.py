@@ -243,7 +243,10 @@ def _streaming(server: ServerSnapshot, limits: Thresholds, add: _Add) -> None:
         add(
             STREAM_LAG,
             _graded(stream.lag_bytes, limits.stream_lag_bytes, limits.stream_lag_bytes_critical),
-            f"stream lag {fmt.size(stream.lag_bytes)}",
+            f"stream lag {fmt.size(stream.lag_bytes)}"
+            if stream.receiver is not None
+            else f"{fmt.size(stream.lag_bytes)} of WAL not received: nothing streams from the "
+            f"server, slot {stream.slot_name} holds it",
             (
                 (
                     "stream_lag",

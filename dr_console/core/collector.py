@@ -581,6 +581,10 @@ class Collector:
             if lag_bytes is None:
                 lag_bytes = receiver.sent_lag_bytes
             lag_seconds = receiver.write_lag_seconds
+        elif slot is not None and slot.retained_bytes is not None:
+            # Nothing streams: the WAL the server has and Barman has not received is what the
+            # slot holds back (server LSN - restart LSN), and it grows while receive-wal is down.
+            lag_bytes = slot.retained_bytes
         errors = [e for e in (round_.processes_error, pg_error) if e]
         if pg is None and pg_error is None:
             errors.append(self._no_conninfo(layout.server) or "")
