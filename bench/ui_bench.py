@@ -37,6 +37,7 @@ class Replay:
     def __init__(self, snapshots: list[FleetSnapshot]) -> None:
         self.snapshots = snapshots
         self.polls = 0
+        self.cycle_timeout = 60.0
 
     async def collect(self, *, force_slow: bool = False) -> FleetSnapshot:
         self.polls += 1

@@ -119,6 +119,10 @@ class Config:
                 return s
         return None
 
+    def command_timeout(self, node: str) -> float:
+        """The limit for any single command on NODE: its own command_timeout, else the console's."""
+        return self.node(node).command_timeout or self.console.command_timeout
+
     def thresholds_for(self, server: str) -> Thresholds:
         extra = self.server(server)
         if extra is not None and extra.thresholds is not None:

@@ -231,7 +231,7 @@ def run_cron(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         transport = open_transport(node, connect_timeout=config.console.connect_timeout)
         client = BarmanClient(transport, barman=node.barman, config_file=node.barman_config)
         try:
-            result = await transport.run(client.cron_argv(), config.console.command_timeout)
+            result = await transport.run(client.cron_argv(), config.command_timeout(node.name))
         except TransportError as exc:
             print(f"drconsole: cron on {node.name}: {exc}", file=sys.stderr)
             return False

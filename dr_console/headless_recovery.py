@@ -187,7 +187,7 @@ def run_recover_command(args: argparse.Namespace, config: Config, out: TextIO) -
                 if dest.remote
                 else node_transport
             )
-            command_timeout = ctx.source.node.command_timeout or config.console.command_timeout
+            command_timeout = config.command_timeout(ctx.node)
             report = await preflight(
                 dest_transport,
                 dest.path,
@@ -258,7 +258,7 @@ def run_drill_command(args: argparse.Namespace, config: Config, out: TextIO) -> 
                 target_action=args.target_action,
                 verify_sql=verify_sql,
                 timeout=timeout,
-                command_timeout=ctx.source.node.command_timeout or config.console.command_timeout,
+                command_timeout=config.command_timeout(ctx.node),
                 journal_dir=config.console.journal_dir,
                 log=show,
             )

@@ -67,6 +67,10 @@ CHECK_SHARDS = 3  # concurrent `check` processes in a forced round (see _refresh
 CHECK_SHARD_MIN = 9  # ... from this many servers on a node
 CHANGE_PATIENCE = 5.0  # seconds a cycle waits for an on-change list-backups, then moves on
 SYNC_PROCESS_NAMES = frozenset({"sync-backup", "sync-wal", "sync-wals"})
+# A node's poll runs at most this many commands one after the other: barman --version (once per
+# connection), show-servers, the facts script, and the slow round's reports (side by side).
+POLL_STAGES = 4
+GUARD_MARGIN = 5.0  # seconds beyond the commands' own limits before a guard gives up
 
 T = TypeVar("T")
 
@@ -164,7 +168,7 @@ class Collector:
         self._nodes: dict[str, _NodeState] = {}
         for node in config.nodes:
             transport = factory(node)
-            timeout = node.command_timeout or console.command_timeout
+            timeout = config.command_timeout(node.name)
             client = BarmanClient(
                 transport, barman=node.barman, config_file=node.barman_config, timeout=timeout
             )
@@ -222,10 +226,24 @@ class Collector:
     # --- per node ---------------------------------------------------------------------------
 
     def _timeout(self, state: _NodeState) -> float:
-        return state.config.command_timeout or self.config.console.command_timeout
+        return self.config.command_timeout(state.config.name)
+
+    def node_timeout(self, node: str) -> float:
+        """The backstop for one node's poll: it runs up to POLL_STAGES commands one after the
+        other (each limited to the node's command_timeout), after connecting."""
+        state = self._nodes[node]
+        return (self._timeout(state) * POLL_STAGES + self.config.console.connect_timeout
+                + GUARD_MARGIN)
+
+    @property
+    def cycle_timeout(self) -> float:
+        """How long a whole cycle may take: nodes are polled side by side, so the slowest."""
+        return max((self.node_timeout(n) for n in self._nodes), default=GUARD_MARGIN) + (
+            GUARD_MARGIN
+        )
 
     async def _guard(self, state: _NodeState, coro: Awaitable[T]) -> T:
-        return await asyncio.wait_for(coro, timeout=self._timeout(state) + 5.0)
+        return await asyncio.wait_for(coro, timeout=self.node_timeout(state.config.name))
 
     async def _poll_node(self, state: _NodeState, force_slow: bool) -> None:
         try:
@@ -278,7 +296,8 @@ class Collector:
 
     async def _in_background(self, state: _NodeState, coro: Awaitable[None]) -> None:
         try:
-            await asyncio.wait_for(coro, timeout=self._timeout(state) + 5.0)
+            # layout refresh, then status / list-backups / check side by side: two stages
+            await asyncio.wait_for(coro, timeout=self._timeout(state) * 2 + GUARD_MARGIN)
         except Exception as exc:  # nobody awaits this task: its failure goes into the snapshot
             state.status_error = _describe(exc)
 

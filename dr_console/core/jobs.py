@@ -282,7 +282,7 @@ class JobManager:
         return cfg, transport
 
     def _timeout(self, cfg: NodeConfig) -> float:
-        return cfg.command_timeout or self.config.console.command_timeout
+        return self.config.command_timeout(cfg.name)
 
     async def _sh(
         self, node: str, script: str, name: str, args: Sequence[str], stdin: str | None = None

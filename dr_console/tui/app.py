@@ -47,6 +47,11 @@ POLL_GROUP = "poll"
 class FleetSource(Protocol):
     """What the app needs from core.collector.Collector (tests replay recorded fleets)."""
 
+    @property
+    def cycle_timeout(self) -> float:
+        """How long one collect() may take before the app gives up on it."""
+        ...
+
     async def collect(self, *, force_slow: bool = False) -> FleetSnapshot: ...
 
     async def show_backup(self, node: str, server: str, backup_id: str) -> BackupDetail: ...
@@ -96,7 +101,8 @@ class DrConsoleApp(OperationsMixin):
         self.state = ConsoleState()
         self.paused = False
         self.interval = min(max(config.console.refresh_interval, MIN_INTERVAL), MAX_INTERVAL)
-        self.poll_timeout = config.console.command_timeout + config.console.connect_timeout + 5
+        # the slowest node's own limits decide (a node's command_timeout overrides the console's)
+        self.poll_timeout = collector.cycle_timeout
         self.polls = 0
         self._polling = False
         self._pending: bool | None = None  # a poll asked for while one runs (value: force_slow)

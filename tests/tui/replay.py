@@ -22,6 +22,7 @@ class ReplayCollector:
         self.max_in_flight = 0
         self.closed = False
         self.detail_requests: list[tuple[str, str, str]] = []
+        self.cycle_timeout = 60.0
 
     def push(self, item: FleetSnapshot | Exception) -> None:
         self.snapshots.append(item)

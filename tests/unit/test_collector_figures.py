@@ -3,10 +3,12 @@ as the probe reads them), without a lab."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from barman_recordings import load
+from barman_recordings import load, result
 
 from dr_console.config import parse_config
 from dr_console.core import checks
@@ -14,6 +16,7 @@ from dr_console.core.barman_parse import load_json, parse_show_servers
 from dr_console.core.barman_versions import Capabilities
 from dr_console.core.collector import Collector, _NodeRound
 from dr_console.core.node_facts import ServerLayout
+from dr_console.core.transport_base import CommandResult, Transport
 from dr_console.core.transport_local import LocalTransport
 from dr_console.models import (
     FleetSnapshot,
@@ -56,3 +59,65 @@ def test_with_receive_wal_stopped_the_unreceived_wal_is_the_stream_lag() -> None
     lag = results["stream_lag"]
     assert lag.status is Health.WARNING  # 130 MiB: over the 64 MiB warning, under 512 MiB
     assert lag.detail.startswith("130.0 MiB of WAL not received: nothing streams")
+
+
+class SlowNode(Transport):
+    """Answers each Barman command with the real recording for it, after DELAY seconds."""
+
+    def __init__(self, name: str, delay: float) -> None:
+        self.name = name
+        self.delay = delay
+        self.commands: list[str] = []
+
+    async def run(
+        self, argv: Sequence[str], timeout: float, stdin: str | None = None
+    ) -> CommandResult:
+        words = list(argv)
+        if words[0] == "sh":
+            what = "facts"
+        elif "--version" in words:
+            what = "--version"
+        else:
+            what = next(w for w in words[1:] if not w.startswith("-") and w != "json")
+        self.commands.append(what)
+        await asyncio.sleep(self.delay)
+        if what == "facts":
+            return CommandResult(tuple(words), 0, "N 1796200000\nS pgserver\n", "", self.delay)
+        name = {"show-servers": "primary-show-servers", "status": "primary-status",
+                "list-backups": "primary-list-backups", "check": "primary-check"}.get(
+                    what, "primary-version")
+        recorded = result(name)
+        return CommandResult(tuple(words), recorded.returncode, recorded.stdout,
+                             recorded.stderr, self.delay)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_node_whose_commands_each_take_most_of_the_limit_is_reachable() -> None:
+    """Four commands one after the other (version, show-servers, facts, the slow round), each
+    within command_timeout: the node's poll must not time out as a whole."""
+    config = parse_config(
+        "[console]\ncommand_timeout = 2\n" '[[nodes]]\nname = "bserver"\nssh = "bm@bserver"\n',
+        Path("t.toml"),
+    )
+    node = SlowNode("bserver", delay=1.9)
+    collector = Collector(config, transport_factory=lambda _: node)
+    fleet = await collector.collect(force_slow=True)
+    snap = fleet.nodes["bserver"]
+    assert snap.reachable, snap.error
+    assert snap.barman_version == "3.19.1" and "pgserver" in snap.servers
+    assert node.commands[:3] == ["--version", "show-servers", "facts"]
+
+
+def test_one_node_with_a_longer_command_timeout_sets_the_cycle_limit() -> None:
+    config = parse_config(
+        "[console]\ncommand_timeout = 5\nconnect_timeout = 3\n"
+        '[[nodes]]\nname = "a"\nssh = "bm@a"\n'
+        '[[nodes]]\nname = "b"\nssh = "bm@b"\ncommand_timeout = 50\n',
+        Path("t.toml"),
+    )
+    collector = Collector(config, transport_factory=lambda n: LocalTransport(n.name))
+    assert collector.node_timeout("a") < collector.node_timeout("b")
+    # the app waits for the slowest node's own commands, not the console's default
+    assert collector.cycle_timeout > 50 * 4

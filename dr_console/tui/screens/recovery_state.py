@@ -201,7 +201,7 @@ class RecoveryServices:
         )
 
     def command_timeout(self, node: str) -> float:
-        return self.config.node(node).command_timeout or self.config.console.command_timeout
+        return self.config.command_timeout(node)
 
     def dest_transport(self, node: str, dest: Destination) -> Transport:
         """Where the destination lives: the node itself, or the remote host via the node."""
