@@ -48,7 +48,7 @@ from dr_console.core.barman_parse import (
     parse_status,
     parse_sync_info,
 )
-from dr_console.core.barman_versions import Capabilities
+from dr_console.core.barman_versions import Capabilities, Feature
 from dr_console.core.transport_base import CommandResult, Transport
 from dr_console.core.validation import (
     UnsafeValue,
@@ -484,7 +484,10 @@ class BarmanClient:
                 raise UnsafeValue(
                     "restore command must not be wrapped in quotes: Barman adds its own"
                 )
-            args += ["--restore-command", command]
+            if capabilities is None or capabilities.has(Feature.CUSTOM_RESTORE_COMMAND):
+                args += ["--restore-command", command]
+            # else: an older Barman has no such option; the recovery run writes the command
+            # into the restored configuration afterwards (core.restored_fix)
         if spec.jobs is not None:
             args += ["--jobs", str(check_positive_int(spec.jobs, "jobs", maximum=256))]
         return self.argv(

@@ -12,8 +12,8 @@ The first versions below were read from the sources of the releases and their re
 - 3.13.0: the WAL catalogue is `<xlogdb_directory>/<server>-xlog.db` (before: `wals/xlog.db`).
 - 3.13.2: backup metadata in `<server>/meta/<id>-backup.info` (before: `base/<id>/backup.info`).
 - 3.14.0: `barman list-processes`.
-- 3.16.0: the restore_command of a local get-wal recovery no longer starts with `sudo -u <user>`;
-  `--restore-command` overrides it (3.16.0).
+- 3.16.0: the restore_command of a local get-wal recovery no longer starts with `sudo -u <user>`.
+- 3.18.0: `--restore-command` sets the restore_command Barman writes.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Feature(enum.Enum):
     META_DIRECTORY = ("3.13.2", "backup metadata in <server>/meta/")
     LIST_PROCESSES = ("3.14.0", "barman list-processes")
     LOCAL_RESTORE_WITHOUT_SUDO = ("3.16.0", "a local restore_command without sudo")
-    CUSTOM_RESTORE_COMMAND = ("3.16.0", "recover --restore-command")
+    CUSTOM_RESTORE_COMMAND = ("3.18.0", "recover --restore-command")
 
     def __init__(self, first: str, what: str) -> None:
         self.first = BarmanVersion.parse(first)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 from dr_console.core.barman import BarmanClient, RecoverSpec
-from dr_console.core.barman_versions import Capabilities
+from dr_console.core.barman_versions import Capabilities, Feature
 from dr_console.core.recovery_checklist import ChecklistItem, post_recovery_checklist
 from dr_console.core.validation import UnsafeValue, check_path
 from dr_console.core.wal import DEFAULT_SEGMENT_SIZE, format_lsn, parse_lsn, parse_wal_name
@@ -490,6 +490,22 @@ def build_plan(
                     "reaches it (Barman's own default names 'localhost' here, FINDINGS P11)"
                 )
             restore_command = restore_command_for(server, options.restore_host)
+    if capabilities is not None and restore_command is not None and not capabilities.has(
+        Feature.CUSTOM_RESTORE_COMMAND
+    ):
+        warnings.append(
+            f"Barman {capabilities.version} cannot be given a restore_command (that needs "
+            f"Barman >= {Feature.CUSTOM_RESTORE_COMMAND.first}): drconsole writes "
+            f"'{restore_command}' into the restored postgresql.auto.conf after the recovery"
+        )
+    elif capabilities is not None and options.get_wal and not destination.remote and (
+        capabilities.local_restore_command_uses_sudo
+    ):
+        warnings.append(
+            f"Barman {capabilities.version} writes restore_command with 'sudo -u <its user>': "
+            "drconsole removes the sudo after the recovery, so the restored server must run as "
+            "Barman's OS user (as with Barman 3.16 and later)"
+        )
     tli = target.tli
     spec = RecoverSpec(
         server=server,

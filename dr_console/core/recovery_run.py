@@ -16,13 +16,17 @@ from dr_console.core.jobs import JobManager
 from dr_console.core.recovery import RecoveryPlan
 from dr_console.core.restored_fix import (
     ConfCorrection,
+    needs_restore_command_written,
     needs_sudo_correction,
     remove_restore_command_sudo,
+    write_restore_command,
 )
 from dr_console.core.transport_base import TransportError
+from dr_console.core.transport_relay import RelayTransport
 from dr_console.models import Job
 
 LOG_KEEP_LINES = 400
+FIX_TIMEOUT = 60.0  # for each correction of the restored configuration
 
 
 class RecoverFailed(Exception):
@@ -82,24 +86,10 @@ async def run_recover(
             f"barman recover failed (job {job.job_id} on {job.node}, exit status {status}):\n"
             f"{detail}"
         )
-    corrections: list[ConfCorrection] = []
-    capabilities = plan.capabilities
-    if (
-        capabilities is not None
-        and plan.options.get_wal
-        and needs_sudo_correction(capabilities, remote=plan.destination.remote)
-    ):
-        transport = jobs.transports[plan.node]
-        try:
-            fixed = await remove_restore_command_sudo(
-                transport, plan.destination.path, capabilities, timeout=60.0
-            )
-        except TransportError as exc:
-            raise RecoverFailed(f"the recovery succeeded, but {exc}") from None
-        if fixed is not None:
-            corrections.append(fixed)
-            if on_line is not None:
-                on_line(f"drconsole: restore_command {fixed.before} -> {fixed.after}")
+    corrections = await _correct_restored_conf(jobs, plan)
+    for fixed in corrections:
+        if on_line is not None:
+            on_line(f"drconsole: restore_command {fixed.before} -> {fixed.after}")
     return RecoverRun(
         job=job,
         exit_status=status,
@@ -107,3 +97,27 @@ async def run_recover(
         log_tail=tuple(lines),
         corrections=tuple(corrections),
     )
+
+
+async def _correct_restored_conf(jobs: JobManager, plan: RecoveryPlan) -> list[ConfCorrection]:
+    """What an older Barman wrote wrong into the restored configuration, put right."""
+    capabilities = plan.capabilities
+    if capabilities is None or not plan.options.get_wal:
+        return []
+    dest = plan.destination
+    here = jobs.transports[plan.node]
+    try:
+        if needs_restore_command_written(capabilities, plan.spec.restore_command):
+            assert plan.spec.restore_command is not None
+            transport = here
+            if dest.remote and dest.ssh_target is not None:
+                transport = RelayTransport(here, dest.ssh_target)
+            return [await write_restore_command(
+                transport, dest.path, plan.spec.restore_command, capabilities, FIX_TIMEOUT
+            )]
+        if needs_sudo_correction(capabilities, remote=dest.remote):
+            fixed = await remove_restore_command_sudo(here, dest.path, capabilities, FIX_TIMEOUT)
+            return [fixed] if fixed is not None else []
+    except TransportError as exc:
+        raise RecoverFailed(f"the recovery succeeded, but {exc}") from None
+    return []

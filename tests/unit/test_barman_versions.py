@@ -17,7 +17,13 @@ from dr_console.core.barman_versions import (
     Feature,
 )
 from dr_console.core.node_facts import ServerLayout
-from dr_console.core.restored_fix import needs_sudo_correction, remove_restore_command_sudo
+from dr_console.core.restored_fix import (
+    needs_restore_command_written,
+    needs_sudo_correction,
+    remove_restore_command_sudo,
+    write_restore_command,
+)
+from dr_console.core.transport_base import TransportError
 from dr_console.core.transport_local import LocalTransport
 
 SERVER = "pgserver"
@@ -120,3 +126,40 @@ async def test_a_restore_command_without_sudo_is_left_alone(tmp_path: Path) -> N
     caps = Capabilities(BarmanVersion(3, 4, 0))
     assert await remove_restore_command_sudo(LocalTransport(), str(tmp_path), caps, 10) is None
     assert conf.read_text() == text
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_chosen_restore_command_is_passed_only_to_barman_that_takes_it(version: str) -> None:
+    client = BarmanClient(LocalTransport())
+    command = "barman-wal-restore -P -U bm bserver pgserver %f %p"
+    spec = RecoverSpec(server=SERVER, backup_id="20261202T010952", destination="/tmp/r",
+                       get_wal=True, remote_ssh_command="ssh postgres@pgserver",
+                       restore_command=command)
+    argv = client.recover_argv(spec, capabilities(version))
+    # `barman recover --help` of that very version lists the option or not
+    takes_it = BarmanVersion.parse(version) >= BarmanVersion(3, 18, 0)
+    assert ("--restore-command" in argv) is takes_it
+    assert needs_restore_command_written(capabilities(version), command) is not takes_it
+
+
+async def test_the_chosen_restore_command_replaces_barmans_own(tmp_path: Path) -> None:
+    conf = tmp_path / "postgresql.auto.conf"
+    # what Barman 3.4 to 3.17 write for a remote get-wal recovery: its own host name
+    conf.write_text("# The 'barman-wal-restore' command is provided in the 'barman-cli' package\n"
+                    "restore_command = 'barman-wal-restore -P -U bm localhost pgserver %f %p'\n"
+                    "recovery_target_timeline = 'latest'\n")
+    conf.chmod(0o600)
+    caps = Capabilities(BarmanVersion(3, 4, 0))
+    fixed = await write_restore_command(
+        LocalTransport(), str(tmp_path), "barman-wal-restore -P -U bm bserver pgserver %f %p",
+        caps, timeout=10)
+    assert fixed.before == "'barman-wal-restore -P -U bm localhost pgserver %f %p'"
+    assert fixed.after == "'barman-wal-restore -P -U bm bserver pgserver %f %p'"
+    assert "Barman 3.4.0" in fixed.describe() and ">= 3.18.0" in fixed.describe()
+    lines = conf.read_text().splitlines()
+    assert [ln for ln in lines if ln.startswith("restore_command")] == [
+        "restore_command = 'barman-wal-restore -P -U bm bserver pgserver %f %p'"]
+    assert "recovery_target_timeline = 'latest'" in lines
+    assert conf.stat().st_mode & 0o777 == 0o600  # rewritten in place: Barman's mode stays
+    with pytest.raises(TransportError, match="cannot be written safely"):
+        await write_restore_command(LocalTransport(), str(tmp_path), "x'; rm -rf /", caps, 10)
