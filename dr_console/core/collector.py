@@ -70,6 +70,7 @@ SYNC_PROCESS_NAMES = frozenset({"sync-backup", "sync-wal", "sync-wals"})
 # A node's poll runs at most this many commands one after the other: barman --version (once per
 # connection), show-servers, the facts script, and the slow round's reports (side by side).
 POLL_STAGES = 4
+CHECK_BASIS_TASKS = frozenset({"receive-wal"})
 GUARD_MARGIN = 5.0  # seconds beyond the commands' own limits before a guard gives up
 
 T = TypeVar("T")
@@ -123,6 +124,7 @@ class _NodeState:
     processes: dict[str, tuple[BarmanProcess, ...]] = field(default_factory=dict)
     last: NodeSnapshot | None = None
     capabilities: Capabilities | None = None
+    check_basis: frozenset[tuple[str, str]] | None = None  # the fast facts at the last check
     capabilities_connects: int = -1  # transport.connects when the version was read
     version_error: str | None = None
 
@@ -278,12 +280,18 @@ class Collector:
         if self._catalogue_changed(state):
             state.catalogue_dirty = True
         busy = state.background is not None and not state.background.done()
+        facts_moved = state.check_basis is not None and self._check_basis(state) != (
+            state.check_basis
+        )
         if force_slow or first:
             state.slow_at = monotonic
             await self._slow_round(state, with_check=True, waited_for=True)
-        elif slow_due and not busy:
+        elif (slow_due or facts_moved) and not busy:
             state.slow_at = monotonic
-            check_due = monotonic - (state.check_at or 0.0) >= self.check_interval
+            # Barman's check is slow, so it runs on its own cadence, and at once when the fast
+            # facts it judges have changed (receive-wal stopped or running again, PostgreSQL
+            # lost or back): an old result must not contradict what the node shows now.
+            check_due = facts_moved or monotonic - (state.check_at or 0.0) >= self.check_interval
             state.background = asyncio.create_task(
                 self._in_background(state, self._slow_round(state, check_due))
             )
@@ -393,8 +401,21 @@ class Collector:
         jobs = [self._refresh_status(state), self._refresh_backups(state)]
         if with_check:
             state.check_at = time.monotonic()
+            state.check_basis = self._check_basis(state)
             jobs.append(self._refresh_checks(state, waited_for=waited_for))
         await asyncio.gather(*jobs)
+
+    def _check_basis(self, state: _NodeState) -> frozenset[tuple[str, str]]:
+        """The fast facts that Barman's check judges too: which servers have receive-wal
+        running, and which servers' PostgreSQL the console cannot reach."""
+        running = {
+            (name, proc.name)
+            for name, procs in state.processes.items()
+            for proc in procs
+            if proc.name in CHECK_BASIS_TASKS
+        }
+        down = {(name, "postgres unreachable") for name in state.layouts if name in self._pg_errors}
+        return frozenset(running | down)
 
     def _barman_servers(self, state: _NodeState) -> list[str] | None:
         """`all`, unless the node is restricted to some servers: then only those."""

@@ -68,6 +68,7 @@ class SlowNode(Transport):
         self.name = name
         self.delay = delay
         self.commands: list[str] = []
+        self.facts = "N 1796200000\nS pgserver\n"  # what the facts script prints
 
     async def run(
         self, argv: Sequence[str], timeout: float, stdin: str | None = None
@@ -82,7 +83,7 @@ class SlowNode(Transport):
         self.commands.append(what)
         await asyncio.sleep(self.delay)
         if what == "facts":
-            return CommandResult(tuple(words), 0, "N 1796200000\nS pgserver\n", "", self.delay)
+            return CommandResult(tuple(words), 0, self.facts, "", self.delay)
         name = {"show-servers": "primary-show-servers", "status": "primary-status",
                 "list-backups": "primary-list-backups", "check": "primary-check"}.get(
                     what, "primary-version")
@@ -121,3 +122,24 @@ def test_one_node_with_a_longer_command_timeout_sets_the_cycle_limit() -> None:
     assert collector.node_timeout("a") < collector.node_timeout("b")
     # the app waits for the slowest node's own commands, not the console's default
     assert collector.cycle_timeout > 50 * 4
+
+
+async def test_barmans_check_runs_again_when_receive_wal_comes_back() -> None:
+    """An old check result (receive_wal_running FAILED) must not outlive the fast facts that
+    contradict it: the check is re-run as soon as receive-wal is seen running again."""
+    node = SlowNode("bserver", delay=0.0)
+    collector = Collector(CONFIG, transport_factory=lambda _: node)
+    await collector.collect(force_slow=True)
+    await collector.collect()
+    assert node.commands.count("check") == 1  # nothing moved: the check waits for its cadence
+    node.facts += "K .pgserver-receive-wal.lock 4321\n"  # receive-wal holds its lock again
+    fleet = await collector.collect()
+    assert [p.name for p in fleet.nodes["bserver"].servers["pgserver"].processes] == [
+        "receive-wal"]
+    background = collector._nodes["bserver"].background
+    assert background is not None
+    await background
+    assert node.commands.count("check") == 2
+    await collector.collect()
+    assert node.commands.count("check") == 2  # and not again while nothing moves
+    await collector.close()
