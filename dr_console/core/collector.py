@@ -657,6 +657,12 @@ class Collector:
         oldest = min(done, key=lambda b: b.end_time or now) if done else None
         latest = max(done, key=lambda b: b.end_time or now) if done else None
         end = queue.last_archived_time
+        # Complete WAL waiting in incoming/ or streaming/ is on the node already: Barman's next
+        # cron files it, and get-wal serves it meanwhile; nothing up to it is at risk.
+        if facts is not None:
+            waiting = [t for t in (facts.incoming_newest, facts.streaming_newest) if t]
+            if waiting and (end is None or max(waiting) > end):
+                end = max(waiting)
         # WAL streamed into a .partial is on the node too; get-wal -P can replay it.
         if (
             stream is not None

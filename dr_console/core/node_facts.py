@@ -1,7 +1,7 @@
 """Cheap facts read straight from a Barman node's files, without starting Barman.
 
 One `sh` process reads, for every server, the last line of its xlog.db, the WAL files waiting in
-incoming/ and streaming/, errors/, the passive node's sync markers and a signature of the backup
+incoming/ and streaming/ (how many, and when the newest arrived), errors/, the passive node's sync markers and a signature of the backup
 metadata (so the catalogue is re-read only when it changed). The script is a constant: the
 directories arrive as positional parameters and are never interpolated into shell text.
 """
@@ -53,9 +53,12 @@ while [ "$#" -ge 9 ]; do
   fi
   if [ -d "$incoming" ]; then
     printf 'I %s\n' "$(find "$incoming" -maxdepth 1 -type f | wc -l)"
+    printf 'J %s\n' "$(find "$incoming" -maxdepth 1 -type f -printf '%T@\n' | sort -n | tail -n 1)"
   fi
   if [ -d "$streaming" ]; then
     printf 'T %s\n' "$(find "$streaming" -maxdepth 1 -type f ! -name '*.partial' | wc -l)"
+    printf 'U %s\n' "$(find "$streaming" -maxdepth 1 -type f ! -name '*.partial' \
+                       -printf '%T@\n' | sort -n | tail -n 1)"
     partial=$(find "$streaming" -maxdepth 1 -type f -name '*.partial' -printf '%T@ %f\n' \
               | sort -n | tail -n 1)
     [ -n "$partial" ] && printf 'P %s\n' "$partial"
@@ -174,6 +177,9 @@ class ServerFileFacts:
     partial_name: str | None = None
     partial_mtime: datetime | None = None
     errors_count: int | None = None
+    # the newest complete WAL file waiting in incoming/ and streaming/ (already on the node)
+    incoming_newest: datetime | None = None
+    streaming_newest: datetime | None = None
     meta_signature: str | None = None
     sync_wals_last: str | None = None  # passive: last WAL name synced from the primary
     primary_info_mtime: datetime | None = None  # passive: last successful contact with primary
@@ -278,6 +284,10 @@ def parse_output(text: str) -> NodeFileFacts:
             current["incoming_count"] = _int(value)
         elif tag == "T":
             current["streaming_count"] = _int(value)
+        elif tag == "J" and value.strip():
+            current["incoming_newest"] = _epoch(value)
+        elif tag == "U" and value.strip():
+            current["streaming_newest"] = _epoch(value)
         elif tag == "P":
             mtime, _, name = value.partition(" ")
             current["partial_mtime"] = _epoch(mtime)

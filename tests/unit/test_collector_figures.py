@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from barman_recordings import load, result
@@ -15,10 +15,13 @@ from dr_console.core import checks
 from dr_console.core.barman_parse import load_json, parse_show_servers
 from dr_console.core.barman_versions import Capabilities
 from dr_console.core.collector import Collector, _NodeRound
-from dr_console.core.node_facts import ServerLayout
+from dr_console.core.node_facts import ServerFileFacts, ServerLayout
 from dr_console.core.transport_base import CommandResult, Transport
 from dr_console.core.transport_local import LocalTransport
 from dr_console.models import (
+    ArchiveQueue,
+    Backup,
+    BackupCatalogue,
     FleetSnapshot,
     Health,
     NodeRole,
@@ -26,6 +29,7 @@ from dr_console.models import (
     PostgresFacts,
     ReplicationSlot,
     ServerSnapshot,
+    WalStream,
 )
 
 NOW = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
@@ -143,3 +147,22 @@ async def test_barmans_check_runs_again_when_receive_wal_comes_back() -> None:
     await collector.collect()
     assert node.commands.count("check") == 2  # and not again while nothing moves
     await collector.close()
+
+
+def test_wal_already_waiting_on_the_node_counts_for_rpo_and_the_window() -> None:
+    """receive-wal stopped: the newest complete WAL in streaming/ (not yet filed by cron) is on
+    the node, so the window ends there and RPO counts from it, not from xlog.db's last line."""
+    collector = Collector(CONFIG, transport_factory=lambda node: LocalTransport(node.name))
+    done = Backup("20261201T200000", "DONE", end_time=NOW - timedelta(hours=1))
+    catalogue = BackupCatalogue(taken_at=NOW, backups=(done,))
+    queue = ArchiveQueue(taken_at=NOW, last_archived_wal="000000010000000000000010",
+                         last_archived_time=NOW - timedelta(seconds=115))
+    stream = WalStream(taken_at=NOW, streaming_archiver=True, receive_wal_running=False)
+    facts = ServerFileFacts(server="pgserver", streaming_count=1,
+                            streaming_newest=NOW - timedelta(seconds=15))
+    window = collector._window(catalogue, queue, stream, facts, NOW)
+    assert window.end == NOW - timedelta(seconds=15)
+    assert window.rpo_seconds == 15.0
+    # with nothing waiting, the last catalogued WAL decides, as before
+    bare = collector._window(catalogue, queue, stream, ServerFileFacts("pgserver"), NOW)
+    assert bare.end == NOW - timedelta(seconds=115) and bare.rpo_seconds == 115.0

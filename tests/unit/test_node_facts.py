@@ -46,6 +46,9 @@ def _make_tree(home: Path, server: str) -> None:
     (base / "incoming" / "00000001000000000000000C").write_bytes(b"")
     (base / "streaming" / "00000001000000000000000C").write_bytes(b"")
     (base / "streaming" / "00000001000000000000000D").write_bytes(b"")
+    os.utime(base / "incoming" / "00000001000000000000000C", (1796059195, 1796059195))
+    os.utime(base / "streaming" / "00000001000000000000000C", (1796059193, 1796059193))
+    os.utime(base / "streaming" / "00000001000000000000000D", (1796059197, 1796059197))
     partial = base / "streaming" / "00000001000000000000000E.partial"
     partial.write_bytes(b"")
     os.utime(partial, (1796059200, 1796059200))
@@ -75,6 +78,9 @@ def test_reads_wal_queue_partial_and_passive_markers(tmp_path: Path) -> None:
     assert pg.last_wal is not None and pg.last_wal.name == "00000001000000000000000B"
     assert pg.last_wal.time == datetime.fromtimestamp(1796059191.5, tz=UTC)
     assert (pg.incoming_count, pg.streaming_count, pg.errors_count) == (1, 2, 0)
+    # the newest complete WAL waiting: on the node already (the .partial is not complete)
+    assert pg.incoming_newest == datetime.fromtimestamp(1796059195, tz=UTC)
+    assert pg.streaming_newest == datetime.fromtimestamp(1796059197, tz=UTC)
     assert pg.partial_name == "00000001000000000000000E.partial"
     assert pg.partial_mtime == datetime.fromtimestamp(1796059200, tz=UTC)
     assert pg.sync_wals_last is None  # not a passive server: not read
