@@ -1,6 +1,7 @@
 """Record real FleetSnapshots from the running lab for the TUI's deterministic tests.
 
-    .venv/bin/python scripts/record_fleet.py        (root; the default lab must be up)
+    .venv/bin/python scripts/record_fleet.py [LAB_DIR]   (root; the default lab, or the lab in
+                                                          LAB_DIR, must be up with Barman 3.19.1)
 
 Writes tests/recordings/fleet-lab.json (the lab as it is, healthy) and
 tests/recordings/fleet-lab-degraded.json (receive-wal stopped on bserver and the passive node's
@@ -41,9 +42,9 @@ def receive_wal_running(lab: Lab) -> bool:
 
 
 def main() -> int:
-    lab = Lab()
+    lab = Lab.at(Path(sys.argv[1])) if len(sys.argv) > 1 else Lab()
     if not lab.status(with_backups=False).present:
-        print("the default lab is not up: run `drconsole lab up` first", file=sys.stderr)
+        print(f"no lab at {lab.settings.base_dir}: run `drconsole lab up` first", file=sys.stderr)
         return 2
     healthy = collect(lab)
     (OUT / "fleet-lab.json").write_text(fleet_to_json(healthy) + "\n")
