@@ -1,7 +1,8 @@
 """Cheap facts read straight from a Barman node's files, without starting Barman.
 
 One `sh` process reads, for every server, the last line of its xlog.db, the WAL files waiting in
-incoming/ and streaming/ (how many, and when the newest arrived), errors/, the passive node's sync markers and a signature of the backup
+incoming/ and streaming/ (how many, and when the newest arrived), errors/, the passive node's
+sync markers and a signature of the backup
 metadata (so the catalogue is re-read only when it changed). The script is a constant: the
 directories arrive as positional parameters and are never interpolated into shell text.
 """

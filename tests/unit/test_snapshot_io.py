@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,16 @@ def test_recorded_fleet_round_trips(name: str) -> None:
     text = (RECORDINGS / name).read_text()
     fleet = fleet_from_json(text)
     assert isinstance(fleet, FleetSnapshot)
-    assert fleet_to_json(fleet) + "\n" == text
+    written = json.loads(fleet_to_json(fleet))
+    recorded = json.loads(text)
+    # The recordings predate the servers' barman_version (filled by the collector since the
+    # Barman-version work; `make recordings` refreshes them): that field, null, is the only
+    # thing the round trip may add.
+    for node in written["nodes"].values():
+        for server_name, server in node["servers"].items():
+            if "barman_version" not in recorded["nodes"][node["node"]]["servers"][server_name]:
+                assert server.pop("barman_version") is None
+    assert written == recorded
     assert fleet_from_json(fleet_to_json(fleet)) == fleet
     passive = fleet.nodes["geobserver"]
     assert passive.role is NodeRole.PASSIVE
