@@ -230,8 +230,6 @@ class BarmanClient:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, not {timeout!r}")
         self.timeout = timeout
-        # The node's Barman, once read (the collector reads it once per connection).
-        self.capabilities: Capabilities | None = None
 
     # --- argv -----------------------------------------------------------------------------------
 
@@ -462,9 +460,9 @@ class BarmanClient:
     def recover_argv(
         self, spec: RecoverSpec, capabilities: Capabilities | None = None
     ) -> list[str]:
-        """`barman restore` (3.12+) or `barman recover`; `recover` when the version is unknown,
-        which every version accepts (an alias from 3.12 on)."""
-        capabilities = capabilities or self.capabilities
+        """`barman restore` (3.12+) or `barman recover` for the node's Barman (CAPABILITIES);
+        `recover` when the version is unknown, which every version accepts (an alias from
+        3.12 on)."""
         verb = capabilities.restore_verb if capabilities is not None else "recover"
         args = [verb, *_recover_target_args(spec)]
         if spec.get_wal is not None:

@@ -7,7 +7,7 @@ that has it ("needs Barman >= 3.14"), never guessed.
 
 The first versions below were read from the sources of the releases and their release notes:
 - 3.11.0: show-backup's JSON reorganised (base backup sizes under `backup_size`, WAL sizes under
-  `wal_size`), replacing `disk_usage`.
+  `wal_size`), replacing `disk_usage`; the parser reads whichever keys the document has.
 - 3.12.0: `barman recover` renamed `barman restore` (the old name stays as an alias).
 - 3.13.0: the WAL catalogue is `<xlogdb_directory>/<server>-xlog.db` (before: `wals/xlog.db`).
 - 3.13.2: backup metadata in `<server>/meta/<id>-backup.info` (before: `base/<id>/backup.info`).
@@ -63,7 +63,6 @@ TESTED_VERSIONS = ("3.4.0", "3.10.1", "3.12.1", "3.16.2", "3.19.1")
 class Feature(enum.Enum):
     """A version-dependent behaviour, with the first Barman version that has it."""
 
-    SHOW_BACKUP_SIZE_KEYS = ("3.11.0", "show-backup reports backup_size / wal_size")
     RESTORE_COMMAND_NAME = ("3.12.0", "the `restore` command (earlier: `recover`)")
     XLOGDB_PER_SERVER = ("3.13.0", "the WAL catalogue <xlogdb_directory>/<server>-xlog.db")
     META_DIRECTORY = ("3.13.2", "backup metadata in <server>/meta/")
@@ -94,24 +93,6 @@ class Capabilities:
         if self.has(feature):
             return None
         return f"{feature.what} needs Barman >= {feature.first} (this node runs {self.version})"
-
-    @property
-    def supported(self) -> bool:
-        return OLDEST_SUPPORTED <= self.version <= NEWEST_SUPPORTED or (
-            # a newer patch or minor release of the newest major is most likely fine
-            self.version > NEWEST_SUPPORTED and self.version.major == NEWEST_SUPPORTED.major
-        )
-
-    @property
-    def support_note(self) -> str | None:
-        """A warning for a version outside the tested range, else None."""
-        if self.version < OLDEST_SUPPORTED:
-            return (f"Barman {self.version} is older than the oldest supported version "
-                    f"({OLDEST_SUPPORTED}): figures may be wrong")
-        if not self.supported:
-            return (f"Barman {self.version} is newer than the newest tested version "
-                    f"({NEWEST_SUPPORTED})")
-        return None
 
     # --- the choices themselves -------------------------------------------------------------
 

@@ -338,7 +338,6 @@ class Collector:
             state.capabilities = None
             return
         state.capabilities = capabilities
-        state.barman.capabilities = capabilities
         state.capabilities_connects = state.transport.connects
         state.version_error = None
 

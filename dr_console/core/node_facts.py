@@ -2,9 +2,9 @@
 
 One `sh` process reads, for every server, the last line of its xlog.db, the WAL files waiting in
 incoming/ and streaming/ (how many, and when the newest arrived), errors/, the passive node's
-sync markers and a signature of the backup
-metadata (so the catalogue is re-read only when it changed). The script is a constant: the
-directories arrive as positional parameters and are never interpolated into shell text.
+sync markers and a signature of the backup metadata (so the catalogue is re-read only when it
+changed). The script is a constant: the directories arrive as positional parameters and are
+never interpolated into shell text.
 """
 
 from __future__ import annotations

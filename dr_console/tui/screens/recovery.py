@@ -73,7 +73,7 @@ TARGET_KINDS: tuple[tuple[str, str, str], ...] = (
     ("immediate", "immediate: the end of the backup (consistent, no replay)", ""),
 )
 TARGET_ACTIONS: tuple[tuple[TargetAction | None, str], ...] = (
-    (None, "not set: PostgreSQL PAUSES at the target (FINDINGS P12)"),
+    (None, "not set: PostgreSQL PAUSES at the target"),
     ("promote", "promote: open read-write once the target is reached"),
     ("pause", "pause: stay read-only in recovery (pg_wal_replay_resume)"),
     ("shutdown", "shutdown: stop once the target is reached"),
@@ -449,7 +449,7 @@ class OptionsStep(WizardStep):
             if wiz.destination.remote:
                 yield Static(
                     "restore_command host: the Barman node as THE DESTINATION reaches it "
-                    "(FINDINGS P11: never localhost)",
+                    "(never localhost: from the destination that is the destination itself)",
                     classes="wizard-note",
                 )
                 with Horizontal():

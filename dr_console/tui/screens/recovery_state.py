@@ -137,7 +137,7 @@ def preflight_rows(report: PreflightReport) -> list[tuple[str, str, str]]:
 
 
 def parse_restore_host(text: str) -> RestoreHost:
-    """`[user@]host[:port]`: the Barman node as the destination reaches it (FINDINGS P11)."""
+    """`[user@]host[:port]`: the Barman node as the destination reaches it."""
     match = _RESTORE_HOST_RE.fullmatch(text.strip())
     if match is None:
         raise RecoveryPlanError(
