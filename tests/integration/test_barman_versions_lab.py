@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -133,7 +135,7 @@ def test_a_backup_barman_is_running_is_refused_up_front(lab: Lab) -> None:
     account = lab.account("bserver")  # as Barman's user: the lock file stays usable by Barman
     holder = subprocess.Popen(["setpriv", f"--reuid={account.uid}", f"--regid={account.gid}",
                                "--clear-groups", "flock", "--exclusive", str(lock),
-                               "sleep", "60"])
+                               "sleep", "60"], start_new_session=True)
     try:
         wait_until("the lock to be held", lambda: _held(lock), timeout=10, interval=0.2)
         result = drconsole("--run", "backup", "--server", SERVER, config=lab.config_path)
@@ -142,8 +144,11 @@ def test_a_backup_barman_is_running_is_refused_up_front(lab: Lab) -> None:
             result.stderr
         )
     finally:
-        holder.kill()
+        # flock forks sleep, which inherits the locked descriptor: end the whole group, or the
+        # lock outlives the test and the next backup in the suite is refused
+        os.killpg(holder.pid, signal.SIGKILL)
         holder.wait()
+        wait_until("the lock to be released", lambda: not _held(lock), timeout=10, interval=0.2)
 
 
 def _held(path: Path) -> bool:
