@@ -161,8 +161,18 @@ def _wal_age(server: ServerSnapshot, limits: Thresholds, now: datetime, add: _Ad
     )
 
 
+STREAMING_ONLY = ("not used: Barman's archiver is off for this server, WAL arrives by "
+                  "streaming only")
+
+
 def _archiver(server: ServerSnapshot, limits: Thresholds, add: _Add) -> None:
     queue = server.archive_queue
+    if queue is not None and queue.archiver_enabled is False:
+        # pg_stat_archiver and the .ready files are PostgreSQL's archive_command's, which does
+        # not feed this server (archive_mode may be off, or it may archive to another one).
+        add(ARCHIVER_FAILURES, Health.OK, STREAMING_ONLY)
+        add(ARCHIVE_QUEUE, Health.OK, STREAMING_ONLY)
+        return
     pg = queue.pg if queue is not None else None
     if pg is None:
         reason = (queue.pg_error if queue is not None else None) or "no PostgreSQL probe"

@@ -10,7 +10,7 @@ from typing import Any
 
 from dr_console.lab.errors import LabError
 from dr_console.lab.proc import Account, run
-from dr_console.lab.settings import PG_HOST, PRIMARY_NODE, LabSettings
+from dr_console.lab.settings import PG_HOST, PRIMARY_NODE, LabSettings, PgCluster
 from dr_console.lab.users import make_dir, write_owned
 
 
@@ -31,11 +31,59 @@ def global_conf(account: Account) -> str:
     )
 
 
-def _conninfo(settings: LabSettings) -> str:
+def _conninfo(settings: LabSettings, cluster: PgCluster | None = None) -> str:
+    port = (cluster or settings.main_cluster).port
     return (
-        f"host={settings.pg_address} port={settings.pg_port} "
+        f"host={settings.pg_address} port={port} "
         f"user={settings.barman_role} dbname=postgres"
     )
+
+
+def stream_server_conf(settings: LabSettings) -> str:
+    """pgstream on bserver: pg_basebackup over the replication protocol and WAL by streaming
+    only (archiver off, no ssh to the database host), the other deployment Barman documents."""
+    cluster = settings.stream_cluster
+    return (
+        f"[{cluster.server}]\n"
+        'description = "PostgreSQL 15, streaming only (drconsole lab)"\n'
+        f"conninfo = {_conninfo(settings, cluster)}\n"
+        f"streaming_conninfo = {_conninfo(settings, cluster)}\n"
+        "backup_method = postgres\n"
+        "archiver = off\n"
+        "streaming_archiver = on\n"
+        "slot_name = barman\n"
+        "create_slot = auto\n"
+        f"path_prefix = {settings.pg_bindir}\n"
+        "immediate_checkpoint = true\n"
+    )
+
+
+def passive_stream_server_conf(settings: LabSettings) -> str:
+    """geobserver's copy of pgstream: everything comes from bserver through primary_ssh_command;
+    the rest is what the node would use once promoted."""
+    cluster = settings.stream_cluster
+    return (
+        f"[{cluster.server}]\n"
+        f'description = "Geo-redundant passive copy of {cluster.server} (from bserver)"\n'
+        f"primary_ssh_command = ssh {settings.barman_user}@{PRIMARY_NODE}\n"
+        f"conninfo = {_conninfo(settings, cluster)}\n"
+        f"streaming_conninfo = {_conninfo(settings, cluster)}\n"
+        "backup_method = postgres\n"
+        "archiver = off\n"
+        "streaming_archiver = on\n"
+        "slot_name = barman\n"
+        f"path_prefix = {settings.pg_bindir}\n"
+    )
+
+
+def primary_confs(settings: LabSettings) -> dict[str, str]:
+    return {settings.server_name: primary_server_conf(settings),
+            settings.stream_cluster.server: stream_server_conf(settings)}
+
+
+def passive_confs(settings: LabSettings) -> dict[str, str]:
+    return {settings.server_name: passive_server_conf(settings),
+            settings.stream_cluster.server: passive_stream_server_conf(settings)}
 
 
 def primary_server_conf(settings: LabSettings) -> str:
@@ -75,11 +123,14 @@ def passive_server_conf(settings: LabSettings, name: str | None = None) -> str:
     )
 
 
-def write_node(account: Account, server_name: str, server_conf: str, pgpass: str) -> None:
+def write_node(account: Account, server_confs: dict[str, str], pgpass: str) -> None:
+    """The node's Barman configuration: SERVER_CONFS maps a server name to its file's text."""
     for sub in ("barman.d", "barman_home", "log"):
         make_dir(account.home / sub, account, 0o700)
     write_owned(account.home / ".barman.conf", global_conf(account), account, 0o600)
-    write_owned(account.home / "barman.d" / f"{server_name}.conf", server_conf, account, 0o600)
+    for server_name, server_conf in server_confs.items():
+        write_owned(account.home / "barman.d" / f"{server_name}.conf", server_conf, account,
+                    0o600)
     write_owned(account.home / ".pgpass", pgpass, account, 0o600)
 
 

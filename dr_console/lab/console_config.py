@@ -45,13 +45,14 @@ def document(settings: LabSettings) -> dict[str, Any]:
         ],
         "servers": [
             {
-                "name": settings.server_name,
+                "name": cluster.server,
                 "conninfo": (
-                    f"host={settings.pg_address} port={settings.pg_port} "
+                    f"host={settings.pg_address} port={cluster.port} "
                     f"user={settings.monitor_role} dbname=postgres "
                     f"passfile={pgpass_path(settings)}"
                 ),
             }
+            for cluster in settings.clusters
         ],
     }
 

@@ -259,7 +259,7 @@ class Fleet:
 
 def status(lab: Lab) -> dict[str, Any]:
     bm = lab.account(PRIMARY_NODE)
-    return {"servers": [lab.settings.server_name, *_extra_confs(bm)]}
+    return {"servers": [*lab.settings.server_names, *_extra_confs(bm)]}
 
 
 def dumps(data: Any) -> str:

@@ -43,7 +43,7 @@ from dr_console.lab.proc import (
     terminate,
     wait_until,
 )
-from dr_console.lab.settings import PASSIVE_NODE, PG_HOST, PRIMARY_NODE, LabSettings
+from dr_console.lab.settings import PASSIVE_NODE, PG_HOST, PRIMARY_NODE, LabSettings, PgCluster
 from dr_console.lab.state import LabState
 
 NODES = (PRIMARY_NODE, PASSIVE_NODE)
@@ -132,16 +132,22 @@ class Lab:
     def barman_json(self, node: str, *args: str, timeout: float = 120) -> Any:
         return barman_nodes.barman_json(self.account(node), self.venv_bin, list(args), timeout)
 
-    def psql(self, sql: str, dbname: str = "postgres", timeout: float = 60) -> str:
-        return postgres_cluster.psql(self.settings, self.account(PG_HOST), sql, dbname, timeout)
+    def psql(self, sql: str, dbname: str = "postgres", timeout: float = 60,
+             server: str | None = None) -> str:
+        """SQL on the cluster of lab server SERVER (default: pgserver's)."""
+        return postgres_cluster.psql(self.settings, self.account(PG_HOST), sql, dbname, timeout,
+                                     self._cluster(server))
 
-    def pg_stop(self) -> None:
-        postgres_cluster.stop(self.settings, self.account(PG_HOST))
+    def pg_stop(self, server: str | None = None) -> None:
+        postgres_cluster.stop(self.settings, self.account(PG_HOST), self._cluster(server))
 
-    def pg_start(self) -> None:
-        pg = self.account(PG_HOST)
-        if not postgres_cluster.is_running(self.settings, pg):
-            postgres_cluster.start(self.settings, pg, self.venv_bin)
+    def pg_start(self, server: str | None = None) -> None:
+        pg, cluster = self.account(PG_HOST), self._cluster(server)
+        if not postgres_cluster.is_running(self.settings, pg, cluster):
+            postgres_cluster.start(self.settings, pg, self.venv_bin, cluster)
+
+    def _cluster(self, server: str | None) -> PgCluster:
+        return self.settings.cluster_of(server or self.settings.server_name)
 
     def pause_cron(self, node: str, timeout: float = 60) -> None:
         """Stop NODE's loop from starting `barman cron`, and wait for a run in flight to end,
@@ -220,8 +226,9 @@ class Lab:
         self._step("cron loops")
         cron.start(s, PRIMARY_NODE, bm, venv_bin)
         cron.start(s, PASSIVE_NODE, geo, venv_bin)
-        backup_id = self._ensure_primary(bm, venv_bin)
-        self._ensure_passive(geo, venv_bin, backup_id)
+        backup_ids = {server: self._ensure_primary(bm, venv_bin, server)
+                      for server in s.server_names}
+        self._ensure_passive(geo, venv_bin, backup_ids)
         path = console_config.write(s)
         self._log(f"lab up in {time.monotonic() - self._t0:.1f} s; config: {path}")
         return path
@@ -327,70 +334,77 @@ class Lab:
         mon_password = (pc.read_pgpass_password(console_pgpass, s, s.monitor_role)
                         or pc.new_password())
         pgpass = pc.pgpass_line(s, s.barman_role, bm_password)
-        barman_nodes.write_node(bm, s.server_name, barman_nodes.primary_server_conf(s), pgpass)
-        barman_nodes.write_node(geo, s.server_name, barman_nodes.passive_server_conf(s), pgpass)
+        barman_nodes.write_node(bm, barman_nodes.primary_confs(s), pgpass)
+        barman_nodes.write_node(geo, barman_nodes.passive_confs(s), pgpass)
         console_pgpass.write_text(pc.pgpass_line(s, s.monitor_role, mon_password),
                                   encoding="utf-8")
         console_pgpass.chmod(0o600)
-        changed = pc.ensure_cluster(s, pg, venv_bin)
-        if pc.is_running(s, pg):
-            if changed:
-                pc.restart(s, pg, venv_bin)
-        else:
-            if _port_taken(s.pg_address, s.pg_port):
-                raise LabError(f"{s.pg_address}:{s.pg_port} is taken; choose another --pg-port")
-            pc.start(s, pg, venv_bin)
-        pc.ensure_role(s, pg, s.barman_role, bm_password, "SUPERUSER REPLICATION")
-        pc.ensure_role(s, pg, s.monitor_role, mon_password, "", ("pg_monitor",))
+        for cluster in s.clusters:
+            changed = pc.ensure_cluster(s, pg, venv_bin, cluster)
+            if pc.is_running(s, pg, cluster):
+                if changed:
+                    pc.restart(s, pg, venv_bin, cluster)
+            else:
+                if _port_taken(s.pg_address, cluster.port):
+                    raise LabError(f"{s.pg_address}:{cluster.port} ({cluster.server}'s "
+                                   "cluster) is taken; choose another --pg-port")
+                pc.start(s, pg, venv_bin, cluster)
+            pc.ensure_role(s, pg, s.barman_role, bm_password, "SUPERUSER REPLICATION",
+                           cluster=cluster)
+            pc.ensure_role(s, pg, s.monitor_role, mon_password, "", ("pg_monitor",),
+                           cluster=cluster)
 
-    def _ensure_primary(self, bm: Account, venv_bin: Path) -> str:
-        server = self.settings.server_name
+    def _ensure_primary(self, bm: Account, venv_bin: Path, server: str) -> str:
         done = barman_nodes.done_backup_ids(bm, venv_bin, server)
         if done:
-            self._step("bserver: barman check")
+            self._step(f"bserver: barman check {server}")
             failed = barman_nodes.failed_checks(bm, venv_bin, server, HISTORY_CHECKS)
         else:
             failed = ["no backup yet"]  # a new lab: its check cannot pass before cron (P8)
         if failed:
-            self._step("bserver: needs cron and a WAL switch: " + "; ".join(failed))
+            self._step(f"bserver: {server} needs cron and a WAL switch: " + "; ".join(failed))
             # Before the first cron there is no slot and no receive-wal (FINDINGS P8).
             barman_nodes.barman(bm, venv_bin, ["-q", "cron"], json_format=False, timeout=120)
-            self._step("bserver: switch-wal --force --archive")
+            self._step(f"bserver: switch-wal --force --archive {server}")
             barman_nodes.barman(bm, venv_bin, ["switch-wal", "--force", "--archive",
                                                "--archive-timeout", "60", server],
                                 json_format=False, timeout=120)
             deadline = time.monotonic() + 120
             while failed:
                 if time.monotonic() > deadline:
-                    raise LabError("bserver: barman check still fails after 120 s: "
-                                   + "; ".join(failed))
+                    raise LabError(f"bserver: barman check {server} still fails after "
+                                   "120 s: " + "; ".join(failed))
                 time.sleep(2)
                 barman_nodes.barman(bm, venv_bin, ["-q", "cron"], json_format=False)
                 failed = barman_nodes.failed_checks(bm, venv_bin, server, HISTORY_CHECKS)
         if not done:
-            self._step("bserver: first backup")
+            self._step(f"bserver: first backup of {server}")
             cp = barman_nodes.barman(bm, venv_bin, ["backup", "--wait", server],
                                      json_format=False, timeout=600)
             done = barman_nodes.done_backup_ids(bm, venv_bin, server)
             if cp.returncode != 0 or not done:
-                raise LabError(f"bserver: barman backup failed (exit {cp.returncode}): "
+                raise LabError(f"bserver: barman backup {server} failed (exit {cp.returncode}): "
                                f"{(cp.stderr or cp.stdout).strip()[-400:]}")
         return done[0]
 
-    def _ensure_passive(self, geo: Account, venv_bin: Path, backup_id: str) -> None:
-        server = self.settings.server_name
-        self._step(f"geobserver: copy of backup {backup_id} and check")
+    def _ensure_passive(self, geo: Account, venv_bin: Path, backup_ids: dict[str, str]) -> None:
+        """Wait until geobserver holds each server's backup (BACKUP_IDS) and its check passes."""
+        self._step("geobserver: copies of backups "
+                   + ", ".join(f"{server} {bid}" for server, bid in backup_ids.items())
+                   + " and check")
         deadline = time.monotonic() + 240
         while True:
-            have = backup_id in barman_nodes.done_backup_ids(geo, venv_bin, server)
-            failed = (barman_nodes.failed_checks(geo, venv_bin, server, HISTORY_CHECKS)
-                      if have else ["backup"])
-            if not failed:
+            failing: list[str] = []
+            for server, backup_id in backup_ids.items():
+                have = backup_id in barman_nodes.done_backup_ids(geo, venv_bin, server)
+                failed = (barman_nodes.failed_checks(geo, venv_bin, server, HISTORY_CHECKS)
+                          if have else [f"backup {backup_id} not copied"])
+                failing += [f"{server}: {item}" for item in failed]
+            if not failing:
                 return
             if time.monotonic() > deadline:
-                raise LabError(f"geobserver: not ready after 240 s (backup {backup_id} "
-                               f"{'copied' if have else 'not copied'}; failing: "
-                               + "; ".join(failed) + ")")
+                raise LabError("geobserver: not ready after 240 s (failing: "
+                               + "; ".join(failing) + ")")
             # One passive cron copies at most one backup and syncs WALs on a later run (P14).
             barman_nodes.barman(geo, venv_bin, ["-q", "cron"], json_format=False)
             time.sleep(2)
@@ -430,8 +444,10 @@ class Lab:
         # receive-wal and other Barman workers get SIGTERM with the rest of the lab users'
         # processes below; `barman receive-wal --stop` would only add a Barman start-up.
         pg = host_account(s, PG_HOST, s.pg_user) if users.lookup(s.pg_user) else None
-        if pg and (s.pg_data / "PG_VERSION").exists():
-            attempt("stop PostgreSQL", lambda: postgres_cluster.stop(s, pg))
+        for cluster in s.clusters:
+            if pg and (cluster.data / "PG_VERSION").exists():
+                attempt(f"stop PostgreSQL ({cluster.server})",
+                        functools.partial(postgres_cluster.stop, s, pg, cluster))
         attempt("stop sshd", lambda: sshd.stop(s))
         if s.single_user:
             # The caller's own processes that the lab started (all have HOME in the lab).
@@ -489,9 +505,11 @@ class Lab:
         pid = sshd.running_pid(s)
         comps.append(ComponentStatus("sshd", pid is not None,
                                      f"pid {pid}, port {s.ssh_port}" if pid else "not running"))
-        pg_up = postgres_cluster.accepting(s)
-        comps.append(ComponentStatus("postgres", pg_up,
-                                     f"{s.pg_address}:{s.pg_port}" if pg_up else "not accepting"))
+        for cluster in s.clusters:
+            pg_up = postgres_cluster.accepting(s, cluster)
+            name = "postgres" if cluster.archives else f"postgres-{cluster.server}"
+            comps.append(ComponentStatus(name, pg_up, f"{s.pg_address}:{cluster.port}"
+                                         if pg_up else "not accepting"))
         for node in NODES:
             cpid = cron.running_pid(s, node)
             paused = cron.pause_file(s, node).exists()
@@ -501,20 +519,25 @@ class Lab:
         bm = accounts[PRIMARY_NODE]
         receivers = [p for p in pids_with_home(bm.uid, bm.home)
                      if any(a.endswith("pg_receivewal") for a in cmdline(p)[:1])] if bm else []
-        comps.append(ComponentStatus("receive-wal", bool(receivers),
-                                     f"pid {receivers[0]}" if receivers else "not running"))
+        wanted = len(s.server_names)
+        comps.append(ComponentStatus(
+            "receive-wal", len(receivers) >= wanted,
+            (f"{len(receivers)} of {wanted} running (pid {', '.join(map(str, receivers))})"
+             if receivers else "not running")))
         if with_backups:
             for node, account in ((PRIMARY_NODE, bm), (PASSIVE_NODE, accounts[PASSIVE_NODE])):
-                count: int | None = None
+                counts: dict[str, int | None] = dict.fromkeys(s.server_names)
                 if account is not None and (account.home / ".barman.conf").exists():
-                    try:
-                        count = len(barman_nodes.done_backup_ids(account, venv_bin,
-                                                                 s.server_name))
-                    except LabError:
-                        count = None
+                    for server in s.server_names:
+                        try:
+                            counts[server] = len(barman_nodes.done_backup_ids(
+                                account, venv_bin, server))
+                        except LabError:
+                            counts[server] = None
                 comps.append(ComponentStatus(
-                    f"backups-{node}", bool(count),
-                    "unknown" if count is None else f"{count} DONE"))
+                    f"backups-{node}", all(counts.values()),
+                    ", ".join(f"{server} " + ("unknown" if count is None else f"{count} DONE")
+                              for server, count in counts.items())))
         comps.append(ComponentStatus("config", s.config_path.exists(), str(s.config_path)))
         return LabStatus(base_dir=s.base_dir, present=True, components=tuple(comps))
 

@@ -28,10 +28,33 @@ PG_HOST = "pgserver"
 PRIMARY_NODE = "bserver"
 PASSIVE_NODE = "geobserver"
 
+# The second cluster's Barman server: backup_method = postgres, WAL by streaming only.
+STREAM_SERVER = "pgstream"
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]{0,31}$")
 _ROLE = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
 # Paths end up inside postgresql.conf quotes, ssh configs and barman configs: keep them plain.
 _PATH = re.compile(r"^/[A-Za-z0-9._/+-]*$")
+
+
+@dataclass(frozen=True)
+class PgCluster:
+    """One of the lab's PostgreSQL clusters on pgserver, and the Barman server that manages it:
+    pgserver archives WAL to bserver and is backed up by rsync over ssh; pgstream is backed up
+    with pg_basebackup and streams its WAL (archive_mode off, no ssh to the database host)."""
+
+    server: str
+    port: int
+    directory: Path
+    archives: bool
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "log" / "postgresql.log"
 
 
 @dataclass(frozen=True)
@@ -132,6 +155,29 @@ class LabSettings:
         return self.pg_dir / "log" / "postgresql.log"
 
     @property
+    def main_cluster(self) -> PgCluster:
+        return PgCluster(self.server_name, self.pg_port, self.pg_dir, archives=True)
+
+    @property
+    def stream_cluster(self) -> PgCluster:
+        return PgCluster(STREAM_SERVER, self.pg_port + 1, self.base_dir / "pg-stream",
+                         archives=False)
+
+    @property
+    def clusters(self) -> tuple[PgCluster, PgCluster]:
+        return (self.main_cluster, self.stream_cluster)
+
+    @property
+    def server_names(self) -> tuple[str, str]:
+        return (self.server_name, STREAM_SERVER)
+
+    def cluster_of(self, server: str) -> PgCluster:
+        for cluster in self.clusters:
+            if cluster.server == server:
+                return cluster
+        raise LabError(f"{server!r} is not a lab server ({', '.join(self.server_names)})")
+
+    @property
     def console_dir(self) -> Path:
         return self.base_dir / "console"
 
@@ -183,6 +229,9 @@ class LabSettings:
             port = getattr(self, name)
             if not isinstance(port, int) or not 1024 <= port <= 65535:
                 raise LabError(f"{name}: {port!r} must be a port number between 1024 and 65535")
+        if self.pg_port == 65535 or self.ssh_port in (self.pg_port, self.pg_port + 1):
+            raise LabError(f"pg_port: {self.pg_port} and {self.pg_port + 1} (the {STREAM_SERVER} "
+                           "cluster) must be free ports other than ssh_port")
         for name in ("pg_user", "barman_user", "geo_user"):
             if not _NAME.match(getattr(self, name)):
                 raise LabError(f"{name}: {getattr(self, name)!r} is not a valid user name")
@@ -193,6 +242,8 @@ class LabSettings:
         for name in ("monitor_role", "server_name"):
             if not _ROLE.match(getattr(self, name)):
                 raise LabError(f"{name}: {getattr(self, name)!r} is not a valid name")
+        if self.server_name == STREAM_SERVER:
+            raise LabError(f"server_name: {STREAM_SERVER} is the lab's second server")
         if not 1 <= self.cron_interval <= 3600:
             raise LabError(f"cron_interval: {self.cron_interval!r} must be 1..3600 seconds")
         if not re.match(r"^\d+\.\d+\.\d+$", self.barman_version):

@@ -15,6 +15,8 @@ from dr_console.lab.lab import Lab
 from dr_console.models import FleetSnapshot, ServerSnapshot
 
 SERVER = "pgserver"
+STREAM_SERVER = "pgstream"  # backup_method = postgres, WAL by streaming only
+LAB_SERVERS = (SERVER, STREAM_SERVER)
 T = TypeVar("T")
 
 
@@ -36,9 +38,9 @@ def capabilities(lab: Lab) -> Capabilities:
     return Capabilities.from_version_text(lab.settings.barman_version)
 
 
-def xlogdb_segments(lab: Lab, node: str) -> list[str]:
-    wals = lab.barman_home(node) / SERVER / "wals"
-    path = Path(capabilities(lab).xlogdb_file(SERVER, str(wals), None))
+def xlogdb_segments(lab: Lab, node: str, server: str = SERVER) -> list[str]:
+    wals = lab.barman_home(node) / server / "wals"
+    path = Path(capabilities(lab).xlogdb_file(server, str(wals), None))
     names = [line.split("\t")[0] for line in path.read_text().splitlines() if line.strip()]
     return [n for n in names if len(n) == 24]
 
@@ -55,20 +57,20 @@ def ensure_streaming(lab: Lab) -> None:
     wait_until("receive-wal to run on bserver", running, timeout=120, interval=2)
 
 
-def _backup_infos(lab: Lab, node: str) -> dict[str, Path]:
+def _backup_infos(lab: Lab, node: str, server: str) -> dict[str, Path]:
     """backup id -> its backup.info: meta/<id>-backup.info from Barman 3.13.2, before that
     base/<id>/backup.info."""
-    home = lab.barman_home(node) / SERVER
+    home = lab.barman_home(node) / server
     if capabilities(lab).has(Feature.META_DIRECTORY):
         return {p.name.removesuffix("-backup.info"): p
                 for p in sorted((home / "meta").glob("*-backup.info"))}
     return {p.parent.name: p for p in sorted((home / "base").glob("*/backup.info"))}
 
 
-def meta_backups(lab: Lab, node: str) -> dict[str, str]:
+def meta_backups(lab: Lab, node: str, server: str = SERVER) -> dict[str, str]:
     """backup id -> status, from the backup.info files Barman writes."""
     out = {}
-    for backup_id, info in _backup_infos(lab, node).items():
+    for backup_id, info in _backup_infos(lab, node, server).items():
         status = next(
             (
                 line.split("=", 1)[1]
@@ -81,12 +83,12 @@ def meta_backups(lab: Lab, node: str) -> dict[str, str]:
     return out
 
 
-def barman_processes(lab: Lab, node: str) -> set[tuple[str, int]]:
-    """Barman's tasks for the server: `list-processes` (3.14+), else the node user's processes
+def barman_processes(lab: Lab, node: str, server: str = SERVER) -> set[tuple[str, int]]:
+    """Barman's tasks for SERVER: `list-processes` (3.14+), else the node user's processes
     whose command line is `barman … <task> <server>`."""
     if capabilities(lab).has(Feature.LIST_PROCESSES):
-        data: dict[str, Any] = lab.barman_json(node, "list-processes", SERVER)
-        return {(p["name"], int(p["pid"])) for p in data.get(SERVER, []) if p}
+        data: dict[str, Any] = lab.barman_json(node, "list-processes", server)
+        return {(p["name"], int(p["pid"])) for p in data.get(server, []) if p}
     uid = lab.account(node).uid
     found = set()
     for proc in Path("/proc").iterdir():
@@ -98,7 +100,7 @@ def barman_processes(lab: Lab, node: str) -> set[tuple[str, int]]:
             words = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if any(w.endswith("/barman") or w == "barman" for w in words) and SERVER in words:
+        if any(w.endswith("/barman") or w == "barman" for w in words) and server in words:
             tasks = [w for w in words if w in ("receive-wal", "backup", "archive-wal",
                                                "sync-wals", "sync-backup")]
             if tasks:
@@ -121,7 +123,7 @@ def collect(config_path: Path, *, force_slow: bool = True) -> FleetSnapshot:
     return asyncio.run(once())
 
 
-def server(fleet: FleetSnapshot, node: str) -> ServerSnapshot:
+def server(fleet: FleetSnapshot, node: str, name: str = SERVER) -> ServerSnapshot:
     snap = fleet.nodes[node]
     assert snap.reachable, f"{node} unreachable: {snap.error}"
-    return snap.servers[SERVER]
+    return snap.servers[name]

@@ -1,4 +1,6 @@
-"""The compatibility subset: what every supported Barman must give, on a lab built with it.
+"""The compatibility subset: what every supported Barman must give, on a lab built with it,
+for both of the lab's deployments: pgserver (rsync backups over ssh, archive_command and
+streaming) and pgstream (backup_method = postgres, WAL by streaming only, no ssh to PostgreSQL).
 
 `make test` runs these on the default lab (3.19.1) with the whole suite, then again on a fresh
 lab for each other tested version (`DRCONSOLE_BARMAN_VERSION=3.4.0 pytest -m compat`).
@@ -15,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ground_truth import SERVER, capabilities, meta_backups, wait_until, xlogdb_segments
+from ground_truth import (
+    LAB_SERVERS,
+    SERVER,
+    STREAM_SERVER,
+    capabilities,
+    meta_backups,
+    wait_until,
+    xlogdb_segments,
+)
 from test_headless_lab import drconsole
 
 from dr_console.config import load_config
@@ -26,6 +36,7 @@ from dr_console.tui.launch import make_app
 from dr_console.tui.widgets.fleet_table import FleetTable
 
 pytestmark = [pytest.mark.integration, pytest.mark.compat]
+each_server = pytest.mark.parametrize("server", LAB_SERVERS)
 
 
 def status_doc(lab: Lab) -> dict[str, Any]:
@@ -35,8 +46,8 @@ def status_doc(lab: Lab) -> dict[str, Any]:
     return doc
 
 
-def server_of(doc: dict[str, Any], node: str) -> dict[str, Any]:
-    return next(s for s in doc["servers"] if s["node"] == node and s["server"] == SERVER)
+def server_of(doc: dict[str, Any], node: str, server: str = SERVER) -> dict[str, Any]:
+    return next(s for s in doc["servers"] if s["node"] == node and s["server"] == server)
 
 
 def test_a_healthy_lab_is_ok_headless_on_this_barman(lab: Lab) -> None:
@@ -44,57 +55,66 @@ def test_a_healthy_lab_is_ok_headless_on_this_barman(lab: Lab) -> None:
     doc = json.loads(result.stdout)
     bad = [c for c in doc["checks"] if c["status"] != "OK"]
     assert result.returncode == 0 and doc["status"] == "OK", bad
+    checked = {(c["node"], c["server"]) for c in doc["checks"]}
+    assert {(n, s) for n in ("bserver", "geobserver") for s in LAB_SERVERS} <= checked
+    # the streaming-only server has no archive_command: its archiver is not judged
+    queue = next(c for c in doc["checks"] if c["node"] == "bserver"
+                 and c["server"] == STREAM_SERVER and c["check"] == "archive_queue")
+    assert "streaming only" in queue["detail"], queue
     nagios = drconsole("--run", "check", "--format", "nagios", config=lab.config_path)
     assert nagios.returncode == 0 and nagios.stdout.startswith("DRCONSOLE OK - ")
 
 
-def test_status_names_the_version_and_matches_barmans_files(lab: Lab) -> None:
+@each_server
+def test_status_names_the_version_and_matches_barmans_files(lab: Lab, server: str) -> None:
     version = lab.settings.barman_version
-    before = {n: xlogdb_segments(lab, n)[-1] for n in ("bserver", "geobserver")}
+    before = {n: xlogdb_segments(lab, n, server)[-1] for n in ("bserver", "geobserver")}
     doc = status_doc(lab)
-    after = {n: xlogdb_segments(lab, n)[-1] for n in ("bserver", "geobserver")}
+    after = {n: xlogdb_segments(lab, n, server)[-1] for n in ("bserver", "geobserver")}
     assert {n["node"]: n["barman_version"] for n in doc["nodes"]} == {
         "bserver": version, "geobserver": version,
     }
     for node in ("bserver", "geobserver"):
-        entry = server_of(doc, node)
+        entry = server_of(doc, node, server)
         assert entry["barman_version"] == version
         # the last archived WAL is a segment of the node's own catalogue (the lab is live)
         assert before[node] <= entry["last_archived_wal"] <= after[node], entry
-        done = {i for i, s in meta_backups(lab, node).items() if s == "DONE"}
+        done = {i for i, s in meta_backups(lab, node, server).items() if s == "DONE"}
         assert {b["backup_id"] for b in entry["backups"] if b["status"] == "DONE"} == done
-    geo = server_of(doc, "geobserver")["geo"]
+    geo = server_of(doc, "geobserver", server)["geo"]
     assert isinstance(geo["wal_lag_segments"], int) and geo["wal_lag_segments"] >= 0
     assert isinstance(geo["wal_lag_bytes"], int) and geo["wal_lag_seconds"] is not None
     bound = segments_between(before["geobserver"], after["bserver"])
     assert bound is not None and geo["wal_lag_segments"] <= bound + 1
 
 
-def test_backup_and_switch_wal_then_the_passive_node_catches_up(lab: Lab) -> None:
-    backup = drconsole("--run", "backup", "--server", SERVER, "--wait", config=lab.config_path,
+@each_server
+def test_backup_and_switch_wal_then_the_passive_node_catches_up(lab: Lab, server: str) -> None:
+    backup = drconsole("--run", "backup", "--server", server, "--wait", config=lab.config_path,
                        timeout=600)
     assert backup.returncode == 0, backup.stdout + backup.stderr
-    newest = max(meta_backups(lab, "bserver"))
-    assert meta_backups(lab, "bserver")[newest] == "DONE"
+    newest = max(meta_backups(lab, "bserver", server))
+    assert meta_backups(lab, "bserver", server)[newest] == "DONE"
     with lab.cron_paused("geobserver"):
-        switched = drconsole("--run", "switch-wal", "--server", SERVER, config=lab.config_path)
+        switched = drconsole("--run", "switch-wal", "--server", server, config=lab.config_path)
         assert switched.returncode == 0, switched.stdout + switched.stderr
         assert "closed WAL" in switched.stdout and "archived on bserver" in switched.stdout
         closed = switched.stdout.split("closed WAL ", 1)[1].split(";")[0].strip()
-        assert closed in xlogdb_segments(lab, "bserver")
-        lagging = server_of(status_doc(lab), "geobserver")["geo"]
+        assert closed in xlogdb_segments(lab, "bserver", server)
+        lagging = server_of(status_doc(lab), "geobserver", server)["geo"]
         assert lagging["wal_lag_segments"] >= 1, lagging
         assert newest in lagging["missing_backups"]
     wait_until(
         "the passive node to copy the new backup and WAL",
-        lambda: (g := server_of(status_doc(lab), "geobserver")["geo"])["wal_lag_segments"] == 0
-        and not g["missing_backups"],
+        lambda: (g := server_of(status_doc(lab), "geobserver", server)["geo"])[
+            "wal_lag_segments"] == 0 and not g["missing_backups"],
         timeout=240, interval=5,
     )
 
 
-def test_drill_restores_starts_and_verifies(lab: Lab) -> None:
-    result = drconsole("--run", "drill", "--server", SERVER, "--verify",
+@each_server
+def test_drill_restores_starts_and_verifies(lab: Lab, server: str) -> None:
+    result = drconsole("--run", "drill", "--server", server, "--verify",
                        "select count(*) from pg_class", "--format", "json",
                        config=lab.config_path, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -110,7 +130,7 @@ def test_drill_restores_starts_and_verifies(lab: Lab) -> None:
         assert "sudo" not in restore["detail"]
 
 
-async def test_the_console_shows_both_rows_ok_within_one_poll(lab: Lab) -> None:
+async def test_the_console_shows_every_row_ok_within_one_poll(lab: Lab) -> None:
     app: DrConsoleApp = make_app(load_config(lab.config_path))
     async with app.run_test(size=(120, 40)) as pilot:
         loop = asyncio.get_running_loop()
@@ -121,8 +141,10 @@ async def test_the_console_shows_both_rows_ok_within_one_poll(lab: Lab) -> None:
         await pilot.pause()
         table = app.screen.query_one(FleetTable)
         keys = {str(r.key.value) for r in table.ordered_rows}
-        assert {f"bserver/{SERVER}", f"geobserver/{SERVER}"} <= keys
-        for key in (f"bserver/{SERVER}", f"geobserver/{SERVER}"):
+        wanted = {f"{node}/{server}" for node in ("bserver", "geobserver")
+                  for server in LAB_SERVERS}
+        assert wanted <= keys
+        for key in sorted(wanted):
             state = app.state.servers[key]
             assert state.health.label == "OK", (key, state.health_detail)
             assert state.snapshot.barman_version == lab.settings.barman_version

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from ground_truth import capabilities
+from ground_truth import LAB_SERVERS, capabilities
 
 from dr_console.cli import build_parser
 from dr_console.config import Config, load_config
@@ -57,9 +57,9 @@ def headless(config: Config, *argv: str) -> tuple[int, str, str]:
         return exc.exit_code, out.getvalue(), str(exc)
 
 
-def recover_latest(config: Config, dest: str) -> tuple[int, str, str]:
-    """`--run recover --server pgserver --target latest --dest DEST --yes`."""
-    return headless(config, "--run", "recover", "--server", SERVER, "--target", "latest",
+def recover_latest(config: Config, dest: str, server: str = SERVER) -> tuple[int, str, str]:
+    """`--run recover --server SERVER --target latest --dest DEST --yes`."""
+    return headless(config, "--run", "recover", "--server", server, "--target", "latest",
                     "--dest", dest, "--yes")
 
 
@@ -166,16 +166,17 @@ def utc_now(lab: Lab) -> str:
     )
 
 
-def switch_wal(lab: Lab) -> None:
+def switch_wal(lab: Lab, server: str = SERVER) -> None:
     cp = lab.barman(
-        "bserver", "switch-wal", "--force", "--archive", SERVER, json=False, timeout=120
+        "bserver", "switch-wal", "--force", "--archive", server, json=False, timeout=120
     )
     assert cp.returncode == 0, cp.stdout + cp.stderr
 
 
-def make_table(lab: Lab, rows: int) -> str:
+def make_table(lab: Lab, rows: int, server: str = SERVER) -> str:
     table = f"rectest_{secrets.token_hex(4)}"
-    lab.psql(f"create table {table} (i int); insert into {table} select generate_series(1, {rows})")
+    lab.psql(f"create table {table} (i int); insert into {table} select generate_series(1, {rows})",
+             server=server)
     return table
 
 
@@ -244,17 +245,19 @@ def test_recover_refuses_in_readonly(lab: Lab, config: Config) -> None:
 
 
 @pytest.mark.compat  # before 3.18 Barman takes no --restore-command: drconsole writes it
+@pytest.mark.parametrize("server", LAB_SERVERS)  # pgstream: its WAL came by streaming only
 def test_remote_recovery_replays_wal_through_restore_command(
-    lab: Lab, config: Config, scratch
+    lab: Lab, config: Config, scratch, server: str
 ) -> None:  # type: ignore[no-untyped-def]
-    table = make_table(lab, 42)  # after the backup: only WAL replay brings it back
-    switch_wal(lab)
+    table = make_table(lab, 42, server)  # after the backup: only WAL replay brings it back
+    switch_wal(lab, server)
     dest = scratch("pgserver")
     ssh_dest = f"{lab.settings.pg_user}@pgserver:{dest.path}/data"
-    rc, out, message = recover_latest(config, ssh_dest)
+    rc, out, message = recover_latest(config, ssh_dest, server)
     assert message == "" and rc in (0, 1), out
     assert f"--remote-ssh-command 'ssh {lab.settings.pg_user}@pgserver'" in out
-    assert re.search(r"restore_command barman-wal-restore -P -U \S+ bserver pgserver %f %p", out)
+    assert re.search(rf"restore_command barman-wal-restore -P -U \S+ bserver {server} %f %p",
+                     out)
     assert re.search(r"OK\s+restore_command", out)
 
     async def check() -> tuple[str, str]:

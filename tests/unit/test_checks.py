@@ -129,6 +129,22 @@ def test_failing_archiver_is_critical() -> None:
     assert _results(_primary(archive_queue=queue))["archiver_failures"] is Health.CRITICAL
 
 
+def test_a_streaming_only_server_does_not_judge_postgresqls_archiver() -> None:
+    """archiver = off (backup_method = postgres, WAL by streaming): a failing archive_command
+    on PostgreSQL feeds some other server, so it is neither this server's failure nor queue."""
+    failing = ArchiverStats(10, 3, "00000001000000000000000A", NOW - timedelta(minutes=5),
+                            "00000001000000000000000B", NOW - timedelta(minutes=1), None, 400)
+    queue = replace(_primary().archive_queue, pg=failing, archiver_enabled=False)  # type: ignore[type-var]
+    snap = _primary(archive_queue=queue)
+    results = _results(snap)
+    assert results["archiver_failures"] is Health.OK
+    assert results["archive_queue"] is Health.OK
+    node = NodeSnapshot("bserver", NodeRole.PRIMARY, "X", NOW, True, servers={"pgserver": snap})
+    details = {r.check: r.detail for r in checks.evaluate_server(snap, FleetSnapshot(
+        NOW, {"bserver": node}), CONFIG)}
+    assert "streaming only" in details["archive_queue"]
+
+
 def test_failed_barman_check_is_critical_and_says_failed() -> None:
     snap = _primary(barman_checks=(BarmanCheck("replication_slot", False, "slot missing"),))
     node = NodeSnapshot("bserver", NodeRole.PRIMARY, "X", NOW, True, servers={"pgserver": snap})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,21 @@ def test_only_root_builds_a_root_lab_and_only_its_user_a_single_user_lab(
     assert "run it with sudo" in problem and "single-user lab of your own" in problem
 
 
+@pytest.fixture
+def privsep_dir() -> Iterator[None]:
+    """`sshd -T` refuses to run without its privilege separation directory, which only a running
+    sshd (or the lab) creates: make it for the test when it is missing, remove it after."""
+    created = False
+    if not sshd.PRIVSEP_DIR.exists():
+        if os.geteuid() != 0:
+            pytest.skip(f"{sshd.PRIVSEP_DIR} is missing and only root may create it")
+        sshd.PRIVSEP_DIR.mkdir(mode=0o755)
+        created = True
+    yield
+    if created:
+        sshd.PRIVSEP_DIR.rmdir()
+
+
 def _effective_sshd_config(settings: LabSettings, address: str) -> dict[str, str]:
     """What sshd itself makes of the config it would run with (`sshd -T`)."""
     sshd.host_public_key(settings)
@@ -96,6 +112,7 @@ def _effective_sshd_config(settings: LabSettings, address: str) -> dict[str, str
 
 
 @pytest.mark.skipif(not Path(sshd.SSHD).exists(), reason="needs openssh-server")
+@pytest.mark.usefixtures("privsep_dir")
 def test_each_single_user_sshd_gives_its_sessions_their_hosts_home(tmp_path: Path) -> None:
     s = single(tmp_path, pwd.getpwuid(os.geteuid()).pw_name)
     for host, address in s.host_addresses.items():
@@ -112,6 +129,7 @@ def test_each_single_user_sshd_gives_its_sessions_their_hosts_home(tmp_path: Pat
 
 
 @pytest.mark.skipif(not Path(sshd.SSHD).exists(), reason="needs openssh-server")
+@pytest.mark.usefixtures("privsep_dir")
 def test_root_lab_sshd_keeps_users_homes_and_pam(tmp_path: Path) -> None:
     s = LabSettings(base_dir=tmp_path).validate()
     eff = _effective_sshd_config(s, s.bserver_address)

@@ -30,7 +30,9 @@ class ArchiveQueuePane(Pane):
             body.update(state.archive.error or "no data yet")
             return
         pg = queue.pg
-        if pg is not None:
+        if queue.archiver_enabled is False:
+            failures = last_failed = ready = "not used (archiver off: WAL by streaming only)"
+        elif pg is not None:
             failed_at = fmt.duration(fmt.age_seconds(pg.last_failed_time, now))
             failures = f"{pg.failed_count} on PostgreSQL"
             last_failed = f"{pg.last_failed_wal}  {failed_at} ago" if pg.last_failed_wal else "none"
