@@ -13,7 +13,7 @@ BARMAN_VERSION ?= $(DEFAULT_BARMAN)
 # each of these (COMPAT_VERSIONS= skips it).
 COMPAT_VERSIONS ?= 3.4.0 3.10.1 3.12.1 3.16.2 3.19.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_PACKAGES := postgresql-15 openssh-server openssh-client rsync python3-venv python3-dev libpq5 procps iproute2 util-linux
+SYSTEM_PACKAGES := postgresql-15 openssh-server openssh-client rsync python3-venv python3-dev libpq5 procps iproute2 util-linux prometheus prometheus-node-exporter
 PYTEST_ARGS ?=
 
 .PHONY: demo test system-deps venv lint clean-venv recordings bench

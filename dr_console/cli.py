@@ -9,13 +9,27 @@ a usage error is 2 (argparse), a configuration error 3.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
 from dr_console import __version__
 
-RUN_COMMANDS = ("check", "status", "backup", "switch-wal", "recover", "drill", "jobs", "cron")
-FORMATS = ("text", "json", "nagios")
+RUN_COMMANDS = (
+    "check", "status", "metrics", "backup", "switch-wal", "recover", "drill", "jobs", "cron",
+)  # fmt: skip
+FORMATS = ("text", "json", "nagios", "openmetrics")
+
+
+def _seconds(text: str) -> float:
+    """A time limit: a finite number of seconds above 0 (0 and negatives have no one meaning)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds above 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, metavar="N", help="recover: parallel copy jobs")
     parser.add_argument("--yes", action="store_true", help="confirm a destructive operation")
     parser.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="overall timeout for a headless command"
+        "--output", metavar="FILE",
+        help="metrics: write to FILE atomically (node_exporter's textfile collector)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT",
+        help="metrics: serve /metrics from the collector's normal cadence (loopback only)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--listen-any", action="store_true",
+        help="metrics: allow --listen on an address other than loopback",
+    )  # fmt: skip
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="overall timeout for a headless command (more than 0)",
     )
     parser.add_argument(
         "tool",

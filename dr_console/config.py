@@ -197,15 +197,43 @@ def _expand(path: Path) -> Path:
         return path
 
 
-def load_config(path: Path) -> Config:
+# No config is anywhere near this; a bigger "config" is a mistake (-c /dev/zero, a log file).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_config_bytes(path: Path, what: str = "config file") -> bytes:
+    """The file's bytes, refusing what is not a regular file (a FIFO would block, a device never
+    end) or larger than MAX_CONFIG_BYTES. ConfigError names the file."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file") from None
+        raise ConfigError(f"{path}: {what} not found") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"{path}: is a directory, not a {what}")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path}: is not a regular file (a pipe, socket or device), "
+                              f"not a {what}")  # fmt: skip
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: is {st.st_size} bytes, more than a {what} can be "
+                              f"({MAX_CONFIG_BYTES} bytes)")  # fmt: skip
+        os.set_blocking(fd, True)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: is more than {MAX_CONFIG_BYTES} bytes, too big for a {what}")
+    return data
+
+
+def load_config(path: Path) -> Config:
+    data = read_config_bytes(path)
     try:
         text = data.decode("utf-8-sig")  # some editors start UTF-8 files with a BOM
     except UnicodeDecodeError as exc:
@@ -237,6 +265,8 @@ def parse_config(text: str, source: Path | None) -> Config:
     label = str(source) if source is not None else "<config>"
     try:
         doc = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{label}: arrays or tables nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = _TOML_POSITION_RE.search(message)
@@ -444,6 +474,16 @@ class _Parser:
         for key in ("theme", "journal_dir"):
             if key in raw:
                 kwargs[key] = self.string((*path, key), raw[key])
+        journal = kwargs.get("journal_dir")
+        if isinstance(journal, str):
+            expanded = os.path.expanduser(journal)
+            if expanded.startswith("~"):
+                user = journal[1:].split("/", 1)[0]
+                self.fail((*path, "journal_dir"),
+                          f"{journal!r}: there is no user {user!r} whose home ~{user} names")
+            elif not os.path.isabs(expanded):
+                self.fail((*path, "journal_dir"),
+                          f"{journal!r} must be an absolute path or start with ~/")
         if "readonly" in raw:
             kwargs["readonly"] = self.boolean((*path, "readonly"), raw["readonly"])
         kwargs["thresholds"] = self.thresholds(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -187,14 +189,18 @@ def run_bounded(
 Runner = Callable[[argparse.Namespace, Config, TextIO], int]
 
 
-def _runners() -> dict[str, Runner]:
-    runners: dict[str, Runner] = {"check": run_check, "status": run_status}
+def _runners(command: str) -> Runner | None:
+    """The runner of one command, importing only what that command needs."""
+    if command in ("check", "status"):
+        return {"check": run_check, "status": run_status}[command]
+    if command == "metrics":
+        from dr_console.headless_metrics import METRICS_RUNNERS
+
+        return METRICS_RUNNERS[command]
     from dr_console.headless_ops import OPERATION_RUNNERS
     from dr_console.headless_recovery import RECOVERY_RUNNERS
 
-    runners.update(OPERATION_RUNNERS)
-    runners.update(RECOVERY_RUNNERS)
-    return runners
+    return {**OPERATION_RUNNERS, **RECOVERY_RUNNERS}.get(command)
 
 
 def run_headless(args: argparse.Namespace) -> int:
@@ -202,9 +208,14 @@ def run_headless(args: argparse.Namespace) -> int:
         config = load_for_headless(args.config)
         if args.readonly is not None:
             config = replace(config, console=replace(config.console, readonly=args.readonly))
-        runner = _runners().get(args.run)
+        runner = _runners(args.run)
         if runner is None:
             raise HeadlessError(f"--run {args.run} is not available in this version")
+        if args.format == "openmetrics" and args.run != "metrics":
+            raise HeadlessError("--format openmetrics applies to --run metrics only", EXIT_UNKNOWN)
+        if (args.output or args.listen or args.listen_any) and args.run != "metrics":
+            raise HeadlessError("--output, --listen and --listen-any apply to --run metrics only",
+                                EXIT_UNKNOWN)  # fmt: skip
         return runner(args, config, sys.stdout)
     except HeadlessError as exc:
         _err(str(exc))
@@ -215,6 +226,20 @@ def run_headless(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): no more output, and no second error at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_UNKNOWN
+    except (RecursionError, MemoryError) as exc:
+        _err("refused: an input is too large or nested too deeply to handle "
+             f"({type(exc).__name__})")
+        return EXIT_UNKNOWN
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if os.environ.get("DRCONSOLE_DEBUG") == "1":
+            raise
+        _err(f"internal error ({type(exc).__name__}: {exc}); nothing more was done")
+        return EXIT_UNKNOWN
 
 
 __all__ = ["EXIT_CRITICAL", "EXIT_OK", "EXIT_UNKNOWN", "EXIT_WARNING", "Health", "run_headless"]

@@ -96,12 +96,23 @@ def _manager(config: Config, node: NodeConfig) -> tuple[JobManager, Transport]:
 
 
 async def _follow(manager: JobManager, job: Job, out: TextIO) -> Job:
-    """Stream the job's log to `out` as it is written; return the job once it has ended."""
-    async for line in manager.tail(job, from_start=True):
-        out.write(line + "\n")
-        out.flush()
-    await manager.wait(job, poll=0.5)
-    return await manager.get(job.node, job.job_id)
+    """Stream the job's log to `out` as it is written; return the job once it has ended.
+
+    Losing the node while waiting does not end the job (it runs on there, detached): the
+    message says so and how to see how it ended.
+    """
+    try:
+        async for line in manager.tail(job, from_start=True):
+            out.write(line + "\n")
+            out.flush()
+        await manager.wait(job, poll=0.5)
+        return await manager.get(job.node, job.job_id)
+    except (JobError, TransportError) as exc:
+        raise HeadlessError(
+            f"lost {job.node} while waiting for {job.operation} job {job.job_id} ({exc}); the "
+            f"job goes on there: `drconsole --run jobs --node {job.node}` shows how it ended",
+            EXIT_UNKNOWN,
+        ) from None
 
 
 def _describe_start(job: Job, out: TextIO) -> None:
@@ -269,6 +280,12 @@ def _job_dict(job: Job, now: datetime) -> dict[str, Any]:
 
 
 def run_jobs(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    if args.format not in ("text", "json"):
+        raise HeadlessError(
+            f"--run jobs prints text or json, not {args.format}: it lists jobs, it judges "
+            "nothing (--run check --format nagios does)",
+            EXIT_UNKNOWN,
+        )
     nodes = [_node_config(config, args.node)] if args.node else list(config.nodes)
 
     async def go() -> int:
@@ -278,10 +295,17 @@ def run_jobs(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         manager = JobManager(transports, Journal(config.console.journal_dir), config)
         jobs: list[Job] = []
         errors: dict[str, str] = {}
+        warnings: list[str] = []
         try:
             for node in nodes:
                 try:
-                    jobs.extend(await manager.list(node.name))
+                    try:
+                        jobs.extend(await manager.list(node.name))
+                    except JournalError as exc:
+                        # The listing does not need the journal: say so, list without it.
+                        warnings.append(f"journal: {exc}; jobs listed without recording them")
+                        jobs.extend(await manager.list(node.name, journal=False))
+                    warnings.extend(manager.problems.get(node.name, []))
                 except (JobError, TransportError) as exc:
                     errors[node.name] = str(exc)
         finally:
@@ -297,6 +321,7 @@ def run_jobs(args: argparse.Namespace, config: Config, out: TextIO) -> int:
                 "generated_at": now.isoformat(),
                 "jobs": [_job_dict(j, now) for j in jobs],
                 "unreachable": errors,
+                "warnings": list(dict.fromkeys(warnings)),
             }
             out.write(json.dumps(doc, indent=2) + "\n")
         else:
@@ -310,6 +335,8 @@ def run_jobs(args: argparse.Namespace, config: Config, out: TextIO) -> int:
                 )
             if not jobs:
                 out.write("no jobs\n")
+        for warning in dict.fromkeys(warnings):
+            print(f"drconsole: {warning}", file=sys.stderr)
         for name, error in errors.items():
             print(f"drconsole: {name}: {error}", file=sys.stderr)
         return EXIT_UNKNOWN if errors else EXIT_OK

@@ -21,7 +21,13 @@ from dr_console.core.collector import Collector
 from dr_console.core.drill import DrillError, DrillResult, run_drill
 from dr_console.core.jobs import JobError, JobManager
 from dr_console.core.journal import Journal, JournalError
-from dr_console.core.preflight import PreflightRefused, backup_need_bytes, preflight
+from dr_console.core.preflight import (
+    PreflightRefused,
+    backup_need_bytes,
+    claim_destination,
+    preflight,
+    release_destination,
+)
 from dr_console.core.recovery import (
     ChecklistItem,
     Destination,
@@ -197,9 +203,14 @@ def run_recover_command(args: argparse.Namespace, config: Config, out: TextIO) -
             for warning in report.warnings:
                 _err(f"drconsole: warning: {warning}")
             report.raise_if_refused()
-            run = await run_recover(
-                ctx.jobs(config), plan, timeout=timeout, on_line=lambda line: _err(f"  | {line}")
-            )
+            await claim_destination(dest_transport, dest.path, command_timeout)
+            try:
+                run = await run_recover(
+                    ctx.jobs(config), plan, timeout=timeout,
+                    on_line=lambda line: _err(f"  | {line}"),
+                )  # fmt: skip
+            finally:
+                await release_destination(dest_transport, dest.path, command_timeout)
             conf = await read_restored_conf(dest_transport, dest.path, command_timeout)
             items = post_recovery_checklist(conf, remote=dest.remote, notes=run.checklist_notes)
         finally:

@@ -284,6 +284,7 @@ class GeoReplica:
     wal_lag_seconds: float | None = None
     last_sync: datetime | None = None
     sync_processes: tuple[BarmanProcess, ...] = ()
+    sync_blocked: str | None = None  # why Barman's WAL sync cannot proceed, when known
 
 
 @dataclass(frozen=True)

@@ -315,7 +315,13 @@ def _geo(server: ServerSnapshot, limits: Thresholds, now: datetime, add: _Add) -
             ),
         )
     since = fmt.age_seconds(geo.last_sync, now)
-    if since is None:
+    if geo.sync_blocked:
+        # Stuck for good, however recent the last sync: at least WARNING from the first poll.
+        status = Health.CRITICAL if since is None or since >= limits.geo_lag_age_critical else (
+            Health.WARNING)
+        ago = f"last sync {fmt.duration(since)} ago; " if since is not None else ""
+        add(GEO_LAST_SYNC, status, f"{ago}{geo.sync_blocked}")
+    elif since is None:
         add(GEO_LAST_SYNC, Health.UNKNOWN, "no successful sync recorded yet")
     else:
         add(

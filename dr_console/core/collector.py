@@ -22,6 +22,7 @@ Geo-replica state is computed by comparing a passive node's files with its prima
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -72,12 +73,27 @@ SYNC_PROCESS_NAMES = frozenset({"sync-backup", "sync-wal", "sync-wals"})
 POLL_STAGES = 4
 CHECK_BASIS_TASKS = frozenset({"receive-wal"})
 GUARD_MARGIN = 5.0  # seconds beyond the commands' own limits before a guard gives up
+# However busy the node, its poll ends after this many times its normal limit (node_timeout).
+GUARD_SLACK = 2
 
 T = TypeVar("T")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class PollTimeout(Exception):
+    """A node's poll did not finish; the message says what was running and for how long."""
+
+
+def _poll_timeout_message(node: str, seconds: float, running: list[tuple[str, float]]) -> str:
+    if running:
+        what, age = max(running, key=lambda r: r[1])
+        return (f"poll of {node} did not finish within {seconds:.0f} s: `{what}` had run "
+                f"{age:.0f} s")
+    return (f"poll of {node} did not finish within {seconds:.0f} s, with no command running on "
+            "the node (waiting to connect or for an ssh session)")
 
 
 def _describe(exc: BaseException) -> str:
@@ -96,6 +112,22 @@ class CollectorStats:
     postgres_probes: int = 0
     cycles: int = 0
     last_cycle_seconds: float = 0.0
+
+
+def _sync_blocked(passive: _NodeState, server: str, facts: ServerFileFacts | None) -> str | None:
+    """Barman's WAL sync on a passive node that no `barman cron` can move on (3.4 to 3.19.1 at
+    least): a first sync while the primary's xlog.db held one line records position 0 in
+    sync-wals.info, and every later `barman sync-info SERVER WAL 0` is refused by Barman's own
+    argument check ("'0' is not a valid positive integer")."""
+    if facts is None or facts.sync_wals_position != 0 or not facts.sync_wals_last:
+        return None
+    layout = passive.layouts.get(server)
+    where = f"{layout.wals_directory}/sync-wals.info" if layout is not None else "sync-wals.info"
+    return (
+        f"Barman's WAL sync is stuck: {where} records position 0, which `barman sync-info` "
+        "refuses as not a positive integer, so every `barman cron` on this node fails to ask "
+        "the primary; remove that file here and the next cron syncs again"
+    )
 
 
 @dataclass
@@ -240,12 +272,32 @@ class Collector:
     @property
     def cycle_timeout(self) -> float:
         """How long a whole cycle may take: nodes are polled side by side, so the slowest."""
-        return max((self.node_timeout(n) for n in self._nodes), default=GUARD_MARGIN) + (
-            GUARD_MARGIN
-        )
+        return max((self.node_timeout(n) * GUARD_SLACK for n in self._nodes),
+                   default=GUARD_MARGIN) + GUARD_MARGIN
 
     async def _guard(self, state: _NodeState, coro: Awaitable[T]) -> T:
-        return await asyncio.wait_for(coro, timeout=self.node_timeout(state.config.name))
+        """The node's poll, given up after node_timeout, except while a command runs on the
+        node within its own timeout: a loaded node queues commands (ssh sessions, CPU), and the
+        queue is not the command. A hard cap of GUARD_SLACK times that still ends any poll."""
+        name = state.config.name
+        limit = self.node_timeout(name)
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        done, _ = await asyncio.wait({task}, timeout=limit)
+        while not done:
+            running = state.transport.in_flight()
+            if running:
+                progressing = all(age <= self._timeout(state) + GUARD_MARGIN for _, age in running)
+            else:  # between two commands of the poll
+                progressing = state.transport.idle_for() < GUARD_MARGIN
+            if not progressing or loop.time() - started > limit * GUARD_SLACK:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                raise PollTimeout(_poll_timeout_message(name, loop.time() - started, running))
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+        return task.result()
 
     async def _poll_node(self, state: _NodeState, force_slow: bool) -> None:
         try:
@@ -731,6 +783,7 @@ class Collector:
             if passive_wal
             else (facts.sync_wals_last if facts else None),
             syncing_backups=tuple(i for i, s in passive_ids.items() if s == "SYNCING"),
+            sync_blocked=_sync_blocked(passive, snap.server, facts),
         )
         primary = self._nodes.get(primary_name) if primary_name else None
         if primary is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import posixpath
 import re
 import secrets
 import time
@@ -16,6 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dr_console.core.barman import BarmanClient
+from dr_console.core.drill_leftovers import clear_leftovers, deadline_argv
+from dr_console.core.drill_verify import (
+    Verification,
+    VerifyRefused,
+    check_verify_sql,
+    run_verification,
+)
 from dr_console.core.jobs import JobManager
 from dr_console.core.journal import Journal
 from dr_console.core.preflight import (
@@ -84,6 +92,7 @@ class DrillResult:
     checklist: list[dict[str, str]] = field(default_factory=list)
     job_id: str | None = None
     cleaned_up: bool = True
+    leftovers: list[str] = field(default_factory=list)  # what earlier drills left, and was done
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +108,7 @@ class DrillResult:
             ("verified", f"{'yes' if self.verified else 'NO'}: {self.verify_sql} -> "
                          f"{self.verify_result}"),
             ("cleaned up", "yes" if self.cleaned_up else "NO"),
+            *(("earlier drill", line) for line in self.leftovers),
         ]
         lines = [f"{label:<{width}}{value}" for label, value in rows
                  if with_backup or label != "backup"]
@@ -177,6 +187,16 @@ async def run_drill(
         )
     if target.kind != "latest" and target_action is None:
         target_action = "promote"  # a drill must end by itself (P12)
+    try:
+        sql = check_verify_sql(verify_sql or DEFAULT_VERIFY_SQL)
+    except VerifyRefused as exc:
+        raise RecoveryPlanError(str(exc)) from None
+    if target_action == "pause" and verify_sql:
+        raise RecoveryPlanError(
+            "a drill with a verification query cannot use --target-action pause: the query "
+            "runs as a role without superuser rights that the drill creates in the promoted "
+            "copy, and a copy paused in recovery is read-only"
+        )
     started_at = datetime.now(UTC)
     stamp = f"{started_at:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     root = f"{await _home(transport, command_timeout)}/.drconsole/drills/{server}-{stamp}"
@@ -193,6 +213,11 @@ async def run_drill(
         pg_version = int(detail.postgresql_version)
     settings = await server_settings(client, server)
     bindir = await find_bindir(settings, transport, pg_version, command_timeout)
+    leftovers = await clear_leftovers(
+        transport, posixpath.dirname(root), _DRILL_DIR_RE, bindir, command_timeout
+    )
+    for line in leftovers:
+        log(line)
 
     need = backup_need_bytes(backup.size_bytes, backup.wal_size_bytes)
     port = None
@@ -219,9 +244,16 @@ async def run_drill(
         options=RecoveryOptions(get_wal=True, target_action=target_action),
         capabilities=source.capabilities,
     )
-    mkdir = await transport.run(["mkdir", "-p", "-m", "700", "--", root], timeout=command_timeout)
+    mkdir = await transport.run(
+        ["sh", "-c", 'umask 077 && mkdir -p -- "$1" && chmod go-rwx -- "$2" "$3"',
+         "drconsole-drill", root, posixpath.dirname(posixpath.dirname(root)),
+         posixpath.dirname(root)],
+        timeout=command_timeout,
+    )  # fmt: skip
     if mkdir.returncode != 0:
         raise DrillError(f"cannot create {root} on {node}: {mkdir.stderr.strip()}")
+    # By then this drill has cleaned up after itself; past it, the next drill does (leftovers).
+    await transport.run(deadline_argv(root, int(timeout) + 600), timeout=command_timeout)
     sock = await transport.run(["mktemp", "-d", "/tmp/drconsole.XXXXXX"], timeout=command_timeout)
     socket_dir = sock.stdout.strip()
     if sock.returncode != 0 or not _SOCKET_DIR_RE.fullmatch(socket_dir):
@@ -257,12 +289,13 @@ async def run_drill(
         instance = await _connectable(instance, conninfo_user(settings), command_timeout)
         state = await instance.wait_replayed(timeout=remaining)
         replay_seconds = time.monotonic() - replay_started
-        sql = verify_sql or DEFAULT_VERIFY_SQL
         try:
-            verify_result = await instance.query(sql, timeout=command_timeout)
-            verified = True
-        except RestoredError as exc:
-            verify_result, verified = f"error: {exc}", False
+            verification = await run_verification(
+                instance, sql, timeout=command_timeout, builtin=not verify_sql
+            )
+        except (RestoredError, VerifyRefused) as exc:
+            verification = Verification(ran=False, rows=0, result=f"error: {exc}")
+        verify_result, verified = verification.result, verification.verified
         log(f"verify: {sql} -> {verify_result}")
     finally:
         cleaned = await _clean_up(instance if started else None, transport, socket_dir, root)
@@ -288,6 +321,7 @@ async def run_drill(
         checklist=[{"key": i.key, "status": i.status.label, "detail": i.detail} for i in checklist],
         job_id=run.job.job_id,
         cleaned_up=cleaned,
+        leftovers=leftovers,
     )
     if journal_dir is not None:
         record_drill(journal_dir, result)

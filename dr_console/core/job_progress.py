@@ -22,6 +22,14 @@ _BACKUP_DONE = re.compile(r"Backup completed \(start time: [^,]*, elapsed time: 
 _BACKUP_SIZE = re.compile(r"Backup size: ([^.]+(?:\.\d+)? \S+)\.")
 _RESTORE_START = re.compile(r"Starting (local|remote) restore for server (\S+) using backup (\S+)")
 _ERROR = re.compile(r"^(?:ERROR|EXCEPTION):\s*(.*)$")
+# Barman's reasons for refusing a delete (a WARNING), followed by a bare "Cannot delete backup".
+_SKIP_REDUNDANCY = re.compile(
+    r"Skipping delete of backup (\S+) for server (\S+) due to minimum redundancy requirements "
+    r"\(minimum redundancy = (\d+), current redundancy = (\d+)\)"
+)
+_SKIP_KEEP = re.compile(
+    r"Skipping delete of backup (\S+) for server (\S+) as it has a current keep"
+)
 
 # Fixed phrases, in the order Barman prints them. (prefix, phase)
 _PHRASES: tuple[tuple[str, str], ...] = (
@@ -52,7 +60,8 @@ class JobProgress:
     copy_jobs: int | None = None
     copy_time: str | None = None
     backup_size: str | None = None
-    error: str | None = None  # the last ERROR/EXCEPTION line
+    error: str | None = None  # the last ERROR/EXCEPTION line (or the reason Barman gave before)
+    refusal: str | None = None  # why Barman refused the operation, in its WARNING before the error
     lines: int = 0
 
     def feed(self, line: str) -> str | None:
@@ -67,8 +76,20 @@ class JobProgress:
                 self.phase = f"WAL {self.closed_wal} closed and archived"
             return self.phase
         stripped = text.strip()
-        if m := _ERROR.match(stripped):
-            self.error = m.group(1)
+        if m := _SKIP_REDUNDANCY.search(stripped):
+            self.refusal = (
+                f"Barman did not delete backup {m.group(1)}: server {m.group(2)} must keep at "
+                f"least {m.group(3)} backups (minimum_redundancy = {m.group(3)}) and has "
+                f"{m.group(4)}; take a new backup first, or lower minimum_redundancy in the "
+                "server's Barman configuration"
+            )
+        elif m := _SKIP_KEEP.search(stripped):
+            self.refusal = (
+                f"Barman did not delete backup {m.group(1)} of {m.group(2)}: it is kept (a keep "
+                "annotation); release it first (u), then delete"
+            )
+        elif m := _ERROR.match(stripped):
+            self.error = self.refusal or m.group(1)
             self.phase = f"error: {self.error}"
         elif m := _CLOSED.search(stripped):
             self.closed_wal = m.group(1)

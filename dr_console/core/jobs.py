@@ -11,6 +11,7 @@ directory, job id, argv) always arrive as positional parameters, never inside th
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from dr_console.config import Config, NodeConfig
-from dr_console.core.barman_errors import BarmanLocked
+from dr_console.core.barman_errors import BarmanLocked, UnknownServer
 from dr_console.core.job_progress import JobProgress
 from dr_console.core.journal import Journal, JournalError, JournalEvent, os_user, read_journal
 from dr_console.core.node_facts import lock_directory, parse_output, tasks_argv
@@ -36,6 +37,9 @@ OPERATION_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
 TAIL_LAST_LINES = 200
 _TAIL_MARK = "\x1edrconsole-tail "
 _PREFLIGHT_OPERATIONS = frozenset({"backup"})
+# One job at a time per server, claimed atomically on the node (Barman's own lock is taken only
+# once its process is well under way, too late to refuse the second start up front).
+_EXCLUSIVE_OPERATIONS = frozenset({"backup"})
 
 # Resolves $1 (may start with ~, expanded with the node's $HOME) into $base.
 _RESOLVE_BASE = r"""
@@ -48,17 +52,21 @@ esac
 
 # The job itself: keeps running when signalled (the trap), so that it outlives Barman and can
 # record its exit status. Traps are reset in the command it runs, so Barman gets the signals.
+# The launcher's claim (fd 9) stays with this shell: nothing Barman leaves behind can hold it.
 _WRAPPER = r"""
 trap : INT TERM HUP
 echo $$ > pid.tmp && mv -f pid.tmp pid
 date -u +%Y-%m-%dT%H:%M:%SZ > started_at
-"$@"
+"$@" 9>&-
 rc=$?
 date -u +%Y-%m-%dT%H:%M:%SZ > ended_at
 echo "$rc" > exit_status.tmp && mv -f exit_status.tmp exit_status
 """
 
-# $1 job_dir, $2 job_id, $3... argv; meta.json on stdin. Prints "dir\t<path>" and "pid\t<pid>".
+# $1 job_dir, $2 job_id, $3 claim (empty: none), $4... argv; meta.json on stdin. Prints
+# "dir\t<path>" and "pid\t<pid>". A claim is an flock on <job_dir>/.<claim>.lock taken before
+# anything is written and inherited by the job, so it is held exactly as long as the job runs:
+# a second launcher with the same claim exits 75 without starting anything.
 LAUNCHER = (
     "set -eu\n"
     + _RESOLVE_BASE
@@ -66,9 +74,17 @@ LAUNCHER = (
     + _WRAPPER
     + r"""'
 id=$2
-shift 2
+claim=$3
+shift 3
 umask 077
 mkdir -p -- "$base"
+if [ -n "$claim" ]; then
+  exec 9>>"$base/.$claim.lock"
+  flock -n 9 || { echo "claimed: $claim"; exit 75; }
+fi
+# Job files are the user's alone, also where an earlier version left the directories 0755.
+chmod go-rwx -- "$base" 2>/dev/null || true
+case $base in "$HOME"/.drconsole/*) chmod go-rwx -- "$HOME/.drconsole" 2>/dev/null || true ;; esac
 dir=$(cd -P -- "$base" && pwd -P)/$id
 mkdir -m 700 -- "$dir"
 cd -- "$dir"
@@ -185,17 +201,24 @@ def check_job_argv(argv: Sequence[str]) -> tuple[str, ...]:
     return args
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
+def _parse_time(value: object) -> datetime | None:
+    """An ISO time from a job file; one without a zone is UTC (what the job wrapper writes)."""
+    if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def parse_listing(node: str, text: str) -> list[Job]:
-    """Jobs from the LISTER's output (pure; tested on its own)."""
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def parse_listing(node: str, text: str, problems: list[str] | None = None) -> list[Job]:
+    """Jobs from the LISTER's output (pure; tested on its own). A record that cannot be read
+    is skipped and described in `problems`; it never hides the other jobs."""
     blocks: list[dict[str, str]] = []
     for line in text.splitlines():
         key, _, value = line.partition("\t")
@@ -209,36 +232,44 @@ def parse_listing(node: str, text: str) -> list[Job]:
         if not JOB_ID_RE.fullmatch(b["id"]):
             continue  # not one of ours
         try:
-            meta = json.loads(b.get("meta") or "{}")
-        except ValueError:
-            meta = {}
-        if not isinstance(meta, dict):
-            meta = {}
-        exit_text = b.get("exit_status", "").strip()
-        exit_status = int(exit_text) if re.fullmatch(r"-?\d+", exit_text) else None
-        alive = b.get("alive") == "1"
-        state = _state(alive, exit_status, "cancelled" in b)
-        pid_text = b.get("pid", "").strip()
-        argv = meta.get("argv")
-        jobs.append(
-            Job(
-                job_id=b["id"],
-                node=node,
-                server=meta.get("server") if isinstance(meta.get("server"), str) else None,
-                operation=str(meta.get("operation") or "?"),
-                argv=tuple(str(a) for a in argv) if isinstance(argv, list) else (),
-                job_path=b["path"],
-                pid=int(pid_text) if pid_text.isdigit() else None,
-                state=state,
-                started_at=_parse_time(b.get("started_at")) or _parse_time(meta.get("at")),
-                ended_at=_parse_time(b.get("ended_at")),
-                exit_status=exit_status,
-                user=meta.get("user"),
-                ssh_client=meta.get("ssh_client"),
-            )
-        )
+            jobs.append(_job_from_block(node, b))
+        except (ValueError, TypeError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            if problems is not None:
+                problems.append(f"{node}: skipped the unreadable job record {b['path']}: {reason}")
     jobs.sort(key=lambda j: j.job_id)
     return jobs
+
+
+def _job_from_block(node: str, b: dict[str, str]) -> Job:
+    raw = b.get("meta") or "{}"
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        if raw.startswith("{"):
+            raise ValueError("meta.json is not valid JSON") from None
+        meta = {}
+    if not isinstance(meta, dict):
+        raise ValueError("meta.json is not a JSON object")
+    exit_text = b.get("exit_status", "").strip()
+    exit_status = int(exit_text) if re.fullmatch(r"-?\d+", exit_text) else None
+    pid_text = b.get("pid", "").strip()
+    argv = meta.get("argv")
+    return Job(
+        job_id=b["id"],
+        node=node,
+        server=_text(meta.get("server")),
+        operation=_text(meta.get("operation")) or "?",
+        argv=tuple(str(a) for a in argv) if isinstance(argv, list) else (),
+        job_path=b["path"],
+        pid=int(pid_text) if pid_text.isdigit() else None,
+        state=_state(b.get("alive") == "1", exit_status, "cancelled" in b),
+        started_at=_parse_time(b.get("started_at")) or _parse_time(meta.get("at")),
+        ended_at=_parse_time(b.get("ended_at")),
+        exit_status=exit_status,
+        user=_text(meta.get("user")),
+        ssh_client=_text(meta.get("ssh_client")),
+    )
 
 
 def _state(alive: bool, exit_status: int | None, cancelled: bool) -> JobState:
@@ -265,6 +296,9 @@ class JobManager:
         self.config = config
         self.cancel_grace = cancel_grace
         self._progress: dict[tuple[str, str], JobProgress] = {}
+        # node -> the job records the last listing there had to skip (unreadable), for the user
+        self.problems: dict[str, list[str]] = {}
+        self._reported_problems: set[str] = set()
         self._journalled_end: set[tuple[str, str]] = set()
         self._attached: set[tuple[str, str]] = set()
         self._journal_loaded = False
@@ -331,9 +365,20 @@ class JobManager:
             "ssh_client": ssh_client,
             "at": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
         }
-        out = await self._sh(
-            node, LAUNCHER, "drconsole-job", [job_dir, job_id, *args], stdin=json.dumps(meta)
-        )
+        claim = f"{operation}-{server}" if operation in _EXCLUSIVE_OPERATIONS and server else ""
+        try:
+            out = await self._sh(
+                node, LAUNCHER, "drconsole-job", [job_dir, job_id, claim, *args],
+                stdin=json.dumps(meta),
+            )  # fmt: skip
+        except JobError as exc:
+            if claim and f"claimed: {claim}" in str(exc):
+                raise BarmanLocked(
+                    f"a {operation} of {server} is already starting or running on {node} "
+                    "(started by another drconsole at the same moment)",
+                    kind="locked",
+                ) from None
+            raise
         fields = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
         path = fields.get("dir", "")
         pid_text = fields.get("pid", "").strip()
@@ -380,14 +425,22 @@ class JobManager:
         _, transport = self._node(node)
         try:
             result = await transport.run(argv, timeout=self._timeout(cfg))
+            said = result.stdout + result.stderr
             data = json.loads(result.stdout) if result.returncode == 0 else {}
             shown = data.get(server) if isinstance(data, dict) else None
+            if "Unknown server" in said or (result.returncode == 0 and isinstance(data, dict)
+                                            and server not in data):
+                raise UnknownServer(
+                    f"Barman on {node} has no server {server!r} (barman show-servers does not "
+                    "list it): nothing was started",
+                    returncode=result.returncode, argv=argv,
+                )  # fmt: skip
             if not isinstance(shown, dict):
-                return  # an unknown server: Barman itself says so when the job starts
+                return  # Barman's answer is not understood: its own lock still refuses
             tasks = await transport.run(
                 tasks_argv(server, lock_directory(shown)), timeout=self._timeout(cfg)
             )
-        except (TransportError, ValueError, UnsafeValue) as exc:
+        except (TransportError, ValueError, RecursionError, UnsafeValue) as exc:
             # Barman itself still refuses a second backup; this check only says it earlier.
             log.warning("no lock check on %s before a %s: %s", node, operation, exc)
             return
@@ -405,7 +458,9 @@ class JobManager:
         """Jobs found on the node, oldest first; new sightings and endings go to the journal."""
         cfg, _ = self._node(node)
         out = await self._sh(node, LISTER, "drconsole-jobs", [check_job_dir(cfg.job_dir)])
-        jobs = [self._with_phase(j) for j in parse_listing(node, out)]
+        problems: list[str] = []
+        jobs = [self._with_phase(j) for j in parse_listing(node, out, problems)]
+        self.problems[node] = problems
         if journal:
             self._load_journal()
             for job in jobs:
@@ -426,6 +481,12 @@ class JobManager:
         for record in read_journal(self.journal.path):
             if record.exit_status is not None or record.cancelled:
                 self._journalled_end.add((record.node, record.job_id))
+
+    def unreported_problems(self, node: str) -> builtins.list[str]:
+        """The last listing's problems on the node not handed out before (say each once)."""
+        fresh = [p for p in self.problems.get(node, []) if p not in self._reported_problems]
+        self._reported_problems.update(fresh)
+        return fresh
 
     async def get(self, node: str, job_id: str) -> Job:
         cfg, _ = self._node(node)

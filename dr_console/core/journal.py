@@ -95,6 +95,24 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
+def check_private_dir(path: Path, what: str) -> None:
+    """Refuse a directory another user could plant files or links in (JournalError)."""
+    st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise JournalError(f"refusing the {what} {path}: it is not a directory")
+    if st.st_uid != os.geteuid():
+        raise JournalError(
+            f"refusing the {what} {path}: it is owned by uid {st.st_uid}, not by you; "
+            "set journal_dir to a directory of your own"
+        )
+    if stat.S_IMODE(st.st_mode) & 0o022:
+        raise JournalError(
+            f"refusing the {what} {path}: others may write to it (mode "
+            f"{stat.S_IMODE(st.st_mode):o}); `chmod 700 {path}` or set journal_dir to a "
+            "directory of your own"
+        )
+
+
 def os_user() -> str | None:
     """The OS user running drconsole (None when the system cannot say)."""
     try:
@@ -196,13 +214,29 @@ class Journal:
             if not self.dir.is_dir():
                 os.makedirs(self.dir, mode=0o700, exist_ok=True)
                 os.chmod(self.dir, 0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            check_private_dir(self.dir, "journal directory")
+            fd = os.open(
+                self.path,
+                os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
+                0o600,
+            )
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise JournalError(
+                    f"refusing the journal {self.path}: it is a symbolic link (someone may be "
+                    "redirecting drconsole's writes to another file); remove it"
+                ) from exc
             raise JournalError(
                 f"could not open the journal {self.path}: {exc.strerror or exc}"
             ) from exc
-        mode = stat.S_IMODE(os.fstat(fd).st_mode)
-        if mode & 0o077:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            os.close(fd)
+            what = "not a regular file" if not stat.S_ISREG(st.st_mode) else (
+                f"owned by uid {st.st_uid}, not by you")
+            raise JournalError(f"refusing the journal {self.path}: it is {what}")
+        os.set_blocking(fd, True)
+        if stat.S_IMODE(st.st_mode) & 0o077:
             # Readable by the operator only, even if someone loosened it.
             with contextlib.suppress(OSError):
                 os.fchmod(fd, 0o600)
@@ -233,11 +267,22 @@ def read_journal_report(path: str | os.PathLike[str]) -> JournalRead:
     if path.is_dir():
         path = path / JOURNAL_FILE
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return JournalRead(records=[])
     except OSError as exc:
+        reason = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or exc
+        raise JournalError(f"could not read the journal {path}: {reason}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise JournalError(f"could not read the journal {path}: it is not a regular file")
+        os.set_blocking(fd, True)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            raw = f.read()
+    except OSError as exc:
         raise JournalError(f"could not read the journal {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
     problems: list[str] = []
     lines = raw.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
@@ -255,6 +300,8 @@ def read_journal_report(path: str | os.PathLike[str]) -> JournalRead:
             if not isinstance(event, dict):
                 raise ValueError("not an object")
             _fold(records, event)
+        except RecursionError:
+            problems.append(f"{path}:{number}: ignored a corrupt line (nested too deeply)")
         except (ValueError, KeyError, TypeError) as exc:
             problems.append(f"{path}:{number}: ignored a corrupt line ({exc})")
     return JournalRead(records=list(records.values()), problems=problems)

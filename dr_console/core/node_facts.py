@@ -183,6 +183,7 @@ class ServerFileFacts:
     streaming_newest: datetime | None = None
     meta_signature: str | None = None
     sync_wals_last: str | None = None  # passive: last WAL name synced from the primary
+    sync_wals_position: int | None = None  # passive: where in the primary's xlog.db that was
     primary_info_mtime: datetime | None = None  # passive: last successful contact with primary
     processes: tuple[BarmanProcess, ...] = ()  # as `barman list-processes` would list them
 
@@ -298,7 +299,9 @@ def parse_output(text: str) -> NodeFileFacts:
         elif tag == "M":
             current["meta_signature"] = value.strip() or None
         elif tag == "W":
-            current["sync_wals_last"] = value.split("\t")[0].strip() or None
+            name, _, position = value.partition("\t")
+            current["sync_wals_last"] = name.strip() or None
+            current["sync_wals_position"] = _int(position) if position.strip() else None
         elif tag == "Y":
             current["primary_info_mtime"] = _epoch(value)
         elif tag == "K":

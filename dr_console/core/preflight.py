@@ -1,12 +1,14 @@
 """Pre-flight checks on a recovery destination, run on the destination host through a Transport.
 
 Never overwrite: the destination must be absent or an empty directory, with no postmaster.pid
-and no running server, enough free space for the backup (+ its WAL), and, for a drill, the port
-the restored server will use must be free. Each failure is a typed refusal with a clear message.
+and no running server, outside every PostgreSQL data directory and tablespace, with enough free
+space for the backup (+ its WAL), and, for a drill, the port the restored server will use must
+be free. Each failure is a typed refusal with a clear message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from dataclasses import dataclass, field
 
@@ -41,6 +43,16 @@ fi
 p=$dest
 while [ ! -d "$p" ]; do p=$(dirname -- "$p"); done
 printf 'parent\t%s\n' "$p"
+# Inside a data directory or a tablespace (running or not), through symlinks too.
+a=$(cd -P -- "$p" 2>/dev/null && pwd -P) || a=
+while [ -n "$a" ]; do
+  if [ -f "$a/PG_VERSION" ] && [ -d "$a/global" ]; then
+    printf 'inside_data_dir\t%s\n' "$a"; break
+  fi
+  case ${a##*/} in PG_[0-9]*_[0-9]*) printf 'inside_tablespace\t%s\n' "$a"; break ;; esac
+  [ "$a" = / ] && break
+  a=$(dirname -- "$a")
+done
 if [ -e "$dest" ]; then w=$dest; else w=$p; fi
 [ -w "$w" ] && printf 'writable\t1\n'
 df -Pk -- "$p" 2>/dev/null | awk 'NR==2 {print "avail_kb\t" $4}'
@@ -64,6 +76,7 @@ class RefusalKind(enum.StrEnum):
     NOT_WRITABLE = "not_writable"
     NO_SPACE = "no_space"
     PORT_BUSY = "port_busy"
+    INSIDE_DATA_DIR = "inside_data_dir"
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,18 @@ def evaluate(
     warnings: list[str] = []
     place = f"{destination} on {where}"
     exists = one("exists")
+    inside = one("inside_data_dir")
+    tablespace = one("inside_tablespace")
+    if inside or tablespace:
+        what = (f"inside the PostgreSQL data directory {inside}" if inside
+                else f"inside the PostgreSQL tablespace directory {tablespace}")
+        refusals.append(
+            Refusal(
+                RefusalKind.INSIDE_DATA_DIR,
+                f"{place} is {what}: recovering there would write into that cluster's files; "
+                "choose a directory outside every data directory and tablespace",
+            )
+        )
     if exists == "other":
         refusals.append(
             Refusal(
@@ -269,3 +294,62 @@ def backup_need_bytes(size_bytes: int | None, wal_size_bytes: int | None) -> int
     if size_bytes is None:
         return None
     return size_bytes + (wal_size_bytes or 0)
+
+
+CLAIM_NAME = ".drconsole-claim"
+
+# $1 destination: creates it (0700) if absent, then claims it with one mkdir (atomic: of two
+# recoveries checking the same empty destination at the same moment, exactly one gets it).
+# Prints "claimed", "taken <who>" or "not_empty <entries>".
+CLAIM_SCRIPT = r"""
+dest=$1
+umask 077
+mkdir -p -- "$dest" || exit 1
+if mkdir -- "$dest/.drconsole-claim" 2>/dev/null; then
+  printf 'since %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$dest/.drconsole-claim/by"
+  others=$(ls -A -- "$dest" | grep -vx '.drconsole-claim' | head -n 3 | tr '\n' ' ')
+  if [ -n "$others" ]; then
+    rm -rf -- "$dest/.drconsole-claim"
+    printf 'not_empty %s\n' "$others"
+  else
+    echo claimed
+  fi
+else
+  printf 'taken %s\n' "$(head -c 200 "$dest/.drconsole-claim/by" 2>/dev/null)"
+fi
+exit 0
+"""
+
+
+async def claim_destination(transport: Transport, destination: str, timeout: float) -> None:
+    """Claim the (checked) destination before anything is written to it; PreflightRefused
+    when another recovery has it or something was written since the pre-flight check."""
+    result = await transport.run(
+        ["sh", "-c", CLAIM_SCRIPT, "drconsole-claim", destination], timeout=timeout
+    )
+    answer = result.stdout.strip()
+    place = f"{destination} on {transport.name}"
+    if result.returncode != 0 or not answer:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise TransportError(
+            f"cannot claim {place} (exit {result.returncode})"
+            + (f": {detail[-1]}" if detail else "")
+        )
+    if answer == "claimed":
+        return
+    kind, _, rest = answer.partition(" ")
+    if kind == "taken":
+        message = (f"{place} is being recovered into by another drconsole ({rest or 'unknown'}): "
+                   "wait for it, or choose another destination")  # fmt: skip
+    else:
+        message = (f"{place} is not empty any more (found {rest.strip()}): something wrote to "
+                   "it after the pre-flight check; drconsole never overwrites")  # fmt: skip
+    raise PreflightRefused([Refusal(RefusalKind.NOT_EMPTY, message)])
+
+
+async def release_destination(transport: Transport, destination: str, timeout: float) -> None:
+    """Remove the claim once the recovery has ended (never raises: the claim is a dot-directory
+    PostgreSQL ignores, and what it protected has been written by then)."""
+    with contextlib.suppress(TransportError):
+        await transport.run(["rm", "-rf", "--", f"{destination.rstrip('/')}/{CLAIM_NAME}"],
+                            timeout=timeout)  # fmt: skip

@@ -40,6 +40,14 @@ _TRANSIENT = (
 _SIGNALS = r'for f; do [ -e "$f" ] && printf "%s\n" "${f##*/}"; done; exit 0'
 
 
+# The restored server and every client of it run without the Barman user's libpq credentials:
+# nothing in the copy may log in to the live server with its .pgpass or service file.
+WITHOUT_CREDENTIALS = (
+    "env", "-u", "PGPASSWORD", "-u", "PGSERVICE", "PGPASSFILE=/dev/null",
+    "PGSERVICEFILE=/dev/null", "PGSYSCONFDIR=/nonexistent",
+)
+
+
 class RestoredError(Exception):
     """The restored instance could not be started, queried or stopped; the message says why."""
 
@@ -126,6 +134,7 @@ class RestoredInstance:
     log_file: str
     hba_file: str | None = None  # replaces the restored pg_hba.conf when set
     user: str | None = None  # role to connect as (None: the OS user's name)
+    read_only: bool = False  # sessions default to read-only transactions
 
     def __post_init__(self) -> None:
         for value, what in (
@@ -143,7 +152,12 @@ class RestoredInstance:
 
     def conninfo(self) -> str:
         user = f" user={_conninfo_quote(self.user)}" if self.user else ""
-        return f"host={self.socket_dir} port={self.port} dbname=postgres connect_timeout=5{user}"
+        options = (
+            " options=" + _conninfo_quote("-c default_transaction_read_only=on")
+            if self.read_only else ""
+        )
+        return (f"host={self.socket_dir} port={self.port} dbname=postgres connect_timeout=5"
+                f"{user}{options}")
 
     async def start(self, timeout: float) -> None:
         """pg_ctl start, listening on loopback only, archiving off (second safeguard, P10)."""
@@ -161,6 +175,7 @@ class RestoredInstance:
         )
         wait = max(5, int(timeout))
         argv = [
+            *WITHOUT_CREDENTIALS,
             self._tool("pg_ctl"),
             "-D",
             self.data_dir,
@@ -190,6 +205,7 @@ class RestoredInstance:
     async def query(self, sql: str, timeout: float) -> str:
         """One statement through psql on the host; its unaligned output (RestoredError if not)."""
         argv = [
+            *WITHOUT_CREDENTIALS,
             self._tool("psql"),
             "-X",
             "-A",

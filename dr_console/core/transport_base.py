@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import shlex
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -133,6 +134,29 @@ class Transport(abc.ABC):
     async def run(
         self, argv: Sequence[str], timeout: float, stdin: str | None = None
     ) -> CommandResult: ...
+
+    # --- what is running now (for a caller's backstop: time spent queueing is not a hang) ---
+
+    def began(self, argv: Sequence[str]) -> object:
+        """Record a command that has started on the host; pass the token to ended()."""
+        token = object()
+        self.__dict__["_activity"] = time.monotonic()
+        self.__dict__.setdefault("_in_flight", {})[token] = (describe(argv), time.monotonic())
+        return token
+
+    def ended(self, token: object) -> None:
+        self.__dict__["_activity"] = time.monotonic()
+        self.__dict__.get("_in_flight", {}).pop(token, None)
+
+    def idle_for(self) -> float:
+        """Seconds since a command last started or ended here (infinite: never)."""
+        last = self.__dict__.get("_activity")
+        return float("inf") if last is None else time.monotonic() - float(last)
+
+    def in_flight(self) -> list[tuple[str, float]]:
+        """The commands running on the host now, each with how long it has run (seconds)."""
+        now = time.monotonic()
+        return [(what, now - since) for what, since in self.__dict__.get("_in_flight", {}).values()]
 
     def stream(self, argv: Sequence[str], timeout: float | None = None) -> LineStream:
         """Yield output lines (stdout and stderr merged) as they come; cancellable."""

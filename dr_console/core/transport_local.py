@@ -42,6 +42,7 @@ class LocalTransport(Transport):
             stderr=asyncio.subprocess.PIPE,
         )
         data = stdin.encode() if stdin is not None else None
+        token = self.began(args)
         try:
             out, err = await asyncio.wait_for(proc.communicate(data), timeout)
         except TimeoutError:
@@ -50,6 +51,8 @@ class LocalTransport(Transport):
         except BaseException:
             await _kill_group(proc)
             raise
+        finally:
+            self.ended(token)
         assert proc.returncode is not None  # communicate() returns after the process has exited
         return CommandResult(
             argv=args,

@@ -44,7 +44,11 @@ class RelayTransport(Transport):
     async def run(
         self, argv: Sequence[str], timeout: float, stdin: str | None = None
     ) -> CommandResult:
-        result = await self.via.run(self.wrap(argv), timeout=timeout, stdin=stdin)
+        token = self.began(argv)
+        try:
+            result = await self.via.run(self.wrap(argv), timeout=timeout, stdin=stdin)
+        finally:
+            self.ended(token)
         if result.returncode == SSH_UNREACHABLE:
             detail = result.stderr.strip().splitlines()
             raise TransportError(

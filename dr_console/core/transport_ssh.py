@@ -68,6 +68,8 @@ class SshTransport(Transport):
         self._failures = 0
         self._retry_at = 0.0
         self._last_error = ""
+        # the known-hosts files the ssh settings name (used when known_hosts is unset)
+        self._known_hosts_files: list[str] = []
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -78,6 +80,7 @@ class SshTransport(Transport):
         started = time.monotonic()
         async with self._sessions:
             proc = await self._start(args, stdin=stdin, merge_stderr=False)
+            token = self.began(args)
             try:
                 out, err = await asyncio.wait_for(proc.communicate(), timeout)
             except TimeoutError:
@@ -90,6 +93,8 @@ class SshTransport(Transport):
             except BaseException:
                 await _stop(proc)
                 raise
+            finally:
+                self.ended(token)
         returncode = proc.returncode
         if returncode is None:
             raise TransportError(self._lost_message(args))
@@ -221,6 +226,8 @@ class SshTransport(Transport):
             options["config"] = [str(_readable(spec.config_file, "ssh config file", self.name))]
         if spec.known_hosts is not None:
             options["known_hosts"] = str(_readable(spec.known_hosts, "known_hosts file", self.name))
+        else:
+            options["known_hosts"] = await self._known_hosts_from_ssh_config(options)
         if spec.key_file is not None:
             # An explicit key is the only identity offered (like IdentitiesOnly in OpenSSH).
             options["client_keys"] = [str(_readable(spec.key_file, "ssh key", self.name))]
@@ -261,10 +268,42 @@ class SshTransport(Transport):
         except asyncssh.Error as exc:
             raise TransportError(f"ssh to {spec.display()} failed: {exc.reason}") from None
 
+    async def _known_hosts_from_ssh_config(self, options: dict[str, Any]) -> list[str] | bytes:
+        """The known-hosts files OpenSSH's settings name for this host, passed to asyncssh
+        explicitly so that no config line can turn verification off.
+
+        asyncssh treats `UserKnownHostsFile none` (in the node's ssh_config or ~/.ssh/config) as
+        "accept any host key"; here it is an error instead. Files that do not exist are left out;
+        when none is left, every host key is unverifiable and the connection is refused.
+        """
+        source = str(self.spec.config_file) if self.spec.config_file else "~/.ssh/config"
+        try:
+            probe = await asyncssh.SSHClientConnectionOptions.construct(
+                host=self.spec.host, port=options.get("port", ()),
+                username=options.get("username", ()), config=options.get("config", ()),
+                client_keys=None, agent_path=None,
+            )
+        except (OSError, ValueError, asyncssh.Error) as exc:
+            raise TransportError(f"cannot use the ssh settings for {self.name}: {exc}") from None
+        if probe.known_hosts is None:
+            raise TransportError(
+                f"{source} sets UserKnownHostsFile none for {self.spec.host}, which would turn "
+                f"off host key verification for node {self.name}; drconsole always verifies host "
+                "keys: remove that line or set known_hosts = FILE for this node"
+            )
+        named = probe.known_hosts if isinstance(probe.known_hosts, list) else []
+        files = [str(Path(str(f)).expanduser()) for f in named if isinstance(f, str)]
+        if not files:
+            files = [str(Path("~/.ssh/known_hosts").expanduser())]
+        usable = [f for f in files if os.path.isfile(f) and os.access(f, os.R_OK)]
+        self._known_hosts_files = usable or files[:1]
+        return usable if usable else b""
+
     def _host_key_message(self) -> str:
         spec = self.spec
         port = spec.port or 22
-        where = str(spec.known_hosts) if spec.known_hosts else "~/.ssh/known_hosts"
+        where = str(spec.known_hosts) if spec.known_hosts else next(
+            iter(self._known_hosts_files), "~/.ssh/known_hosts")
         scan = f"ssh-keyscan {'-p ' + str(port) + ' ' if port != 22 else ''}{spec.host}"
         entry = f"[{spec.host}]:{port}" if port != 22 else spec.host
         if self._host_is_known():
@@ -282,13 +321,17 @@ class SshTransport(Transport):
 
     def _host_is_known(self) -> bool:
         """Does the known_hosts file hold another key for this host (a changed key)?"""
-        path = self.spec.known_hosts or Path("~/.ssh/known_hosts").expanduser()
+        paths = ([str(self.spec.known_hosts)] if self.spec.known_hosts
+                 else self._known_hosts_files)
         port = self.spec.port if self.spec.port and self.spec.port != 22 else None
-        try:
-            keys = asyncssh.match_known_hosts(str(path), self.spec.host, self.spec.host, port)
-        except (OSError, ValueError):
-            return False
-        return bool(keys[0])
+        for path in paths:
+            try:
+                keys = asyncssh.match_known_hosts(path, self.spec.host, self.spec.host, port)
+            except (OSError, ValueError):
+                continue
+            if keys[0]:
+                return True
+        return False
 
     def _auth_message(self) -> str:
         spec = self.spec

@@ -23,9 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
     d = default_settings()
     parser = argparse.ArgumentParser(
         prog="drconsole lab",
-        description="The reference deployment (pgserver, bserver, geobserver) on loopback. "
-        "As root the three hosts are three OS users; as anyone else, a single-user lab runs "
-        "all three as you (see README, 'Single-user lab').",
+        description="The reference deployment (pgserver, bserver, geobserver) on loopback, "
+        "with two Barman servers on both nodes: pgserver (rsync backups over ssh, archiving and "
+        "streaming) and pgstream, a second cluster on pgserver backed up with pg_basebackup "
+        "(backup_method = postgres) and WAL by streaming only. As root the three hosts are "
+        "three OS users; as anyone else, a single-user lab runs all three as you (see README, "
+        "'Single-user lab').",
     )
     parser.add_argument("action", choices=("up", "down", "status"))
     _add_settings(parser, d)
@@ -37,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_settings(parser: argparse.ArgumentParser, d: LabSettings) -> None:
     parser.add_argument("--base-dir", type=Path, default=d.base_dir,
                         help=f"where the lab lives (default {d.base_dir})")
-    parser.add_argument("--pg-port", type=int, help=f"PostgreSQL port (default {d.pg_port})")
+    parser.add_argument(
+        "--pg-port", type=int,
+        help=f"pgserver's PostgreSQL port; pgstream's cluster takes the next (default {d.pg_port})",
+    )  # fmt: skip
     parser.add_argument("--ssh-port", type=int, help=f"lab sshd port (default {d.ssh_port})")
     parser.add_argument("--address-base", metavar="IP",
                         help=f"pgserver address; bserver and geobserver take the next two "

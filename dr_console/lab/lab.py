@@ -225,9 +225,11 @@ class Lab:
         self._ensure_postgres(pg, bm, geo, venv_bin)
         self._step("cron loops")
         cron.start(s, PRIMARY_NODE, bm, venv_bin)
-        cron.start(s, PASSIVE_NODE, geo, venv_bin)
         backup_ids = {server: self._ensure_primary(bm, venv_bin, server)
                       for server in s.server_names}
+        # Only now: a passive node whose first WAL sync finds one line in the primary's xlog.db
+        # records position 0, and Barman refuses every later sync-info (collector._sync_blocked).
+        cron.start(s, PASSIVE_NODE, geo, venv_bin)
         self._ensure_passive(geo, venv_bin, backup_ids)
         path = console_config.write(s)
         self._log(f"lab up in {time.monotonic() - self._t0:.1f} s; config: {path}")
@@ -346,8 +348,9 @@ class Lab:
                     pc.restart(s, pg, venv_bin, cluster)
             else:
                 if _port_taken(s.pg_address, cluster.port):
-                    raise LabError(f"{s.pg_address}:{cluster.port} ({cluster.server}'s "
-                                   "cluster) is taken; choose another --pg-port")
+                    raise LabError(f"{s.pg_address}:{cluster.port} is taken (the port of "
+                                   f"{cluster.server}'s cluster); choose another --pg-port "
+                                   "(the lab uses it and the next one)")
                 pc.start(s, pg, venv_bin, cluster)
             pc.ensure_role(s, pg, s.barman_role, bm_password, "SUPERUSER REPLICATION",
                            cluster=cluster)
@@ -385,6 +388,12 @@ class Lab:
             if cp.returncode != 0 or not done:
                 raise LabError(f"bserver: barman backup {server} failed (exit {cp.returncode}): "
                                f"{(cp.stderr or cp.stdout).strip()[-400:]}")
+            # A second WAL after the backup's: the passive node's first sync then ends past
+            # the first line of xlog.db (position 0 is refused by Barman's sync-info).
+            self._step(f"bserver: switch-wal --force --archive {server} after its first backup")
+            barman_nodes.barman(bm, venv_bin, ["switch-wal", "--force", "--archive",
+                                               "--archive-timeout", "60", server],
+                                json_format=False, timeout=120)
         return done[0]
 
     def _ensure_passive(self, geo: Account, venv_bin: Path, backup_ids: dict[str, str]) -> None:

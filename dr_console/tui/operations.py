@@ -208,6 +208,8 @@ class OperationsMixin(App[int]):
                 self.post_message(JobsListFailed(node, _error(exc)))
             else:
                 self.post_message(JobsListed(node, jobs))
+                for problem in manager.unreported_problems(node):  # one bad record hides no other
+                    self.post_message(OperationFailed(f"jobs on {node}", problem))
 
         try:
             await asyncio.gather(*(one(n) for n in nodes))

@@ -18,6 +18,8 @@ from pathlib import Path
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
+from dr_console.config import ConfigError, read_config_bytes
+
 DEFAULT_THEME = "drconsole-dark"
 COLOUR_KEYS = (
     "primary",
@@ -51,6 +53,8 @@ class ThemeSet:
 def parse_theme(text: str, source: str) -> Theme:
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise ThemeFileError(f"{source}: arrays or tables nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         raise ThemeFileError(f"{source}: not valid TOML: {exc}") from None
     unknown = sorted(set(data) - _ALLOWED)
@@ -98,7 +102,13 @@ def _load_files(files: Iterable[Traversable | Path], into: ThemeSet) -> None:
             continue
         source = str(item)
         try:
-            text = item.read_text(encoding="utf-8")
+            if isinstance(item, Path):
+                text = read_config_bytes(item, "theme file").decode("utf-8")
+            else:  # a theme shipped in the package
+                text = item.read_text(encoding="utf-8")
+        except ConfigError as exc:
+            into.errors.append(str(exc))
+            continue
         except (OSError, UnicodeDecodeError) as exc:
             into.errors.append(f"{source}: cannot read: {exc}")
             continue

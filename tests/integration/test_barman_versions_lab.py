@@ -178,3 +178,51 @@ def _held(path: Path) -> bool:
     return any(line.split()[5].endswith(f":{inode}")
                for line in Path("/proc/locks").read_text().splitlines()
                if len(line.split()) > 5)
+
+
+def test_a_delete_barman_refuses_for_minimum_redundancy_says_why(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Barman prints its reason as a WARNING, then only "Cannot delete backup": the job's error
+    must be the reason, as the console shows it."""
+    from dr_console.core.barman import BarmanClient
+    from dr_console.core.jobs import JobManager
+    from dr_console.core.journal import Journal
+    from dr_console.core.transport import open_transport
+
+    server = STREAM_SERVER
+    conf = lab.node_home("bserver") / "barman.d" / f"{server}.conf"
+    original = conf.read_text()
+    config = load_config(lab.config_path)
+    node = config.node("bserver")
+    backups = meta_backups(lab, "bserver", server)
+    done = sorted(b for b, status in backups.items() if status == "DONE")
+    assert done, backups
+    conf.write_text(original + "minimum_redundancy = 99\n")
+
+    async def delete() -> tuple[str | None, str]:
+        transport = open_transport(node, connect_timeout=10)
+        try:
+            client = BarmanClient(transport, barman=node.barman, config_file=node.barman_config)
+            manager = JobManager({node.name: transport}, Journal(tmp_path / "j"), config)
+            job = await manager.start(node.name, server, "delete",
+                                      client.delete_argv(server, done[0]))  # fmt: skip
+            async for _line in manager.tail(job, from_start=True):
+                pass
+            await manager.wait(job, poll=0.5)
+            ended = await manager.get(node.name, job.job_id)
+            return manager.progress(ended).error, ended.state.value
+        finally:
+            await transport.close()
+
+    try:
+        error, state = asyncio.run(delete())
+    finally:
+        conf.write_text(original)
+    assert state == "failed"
+    assert error == (
+        f"Barman did not delete backup {done[0]}: server {server} must keep at least 99 "
+        f"backups (minimum_redundancy = 99) and has {len(done)}; take a new backup first, or "
+        "lower minimum_redundancy in the server's Barman configuration"
+    )
+    assert meta_backups(lab, "bserver", server).get(done[0]) == "DONE"

@@ -91,6 +91,39 @@ def test_a_second_backup_is_refused_with_the_reason(lab: Lab) -> None:
         assert first.wait(timeout=300) == 0
 
 
+def test_of_backups_started_at_the_same_moment_exactly_one_starts(lab: Lab) -> None:
+    _no_backup_running(lab)
+    jobs = lab.node_home("bserver") / ".drconsole" / "jobs"
+    before = {d.name for d in jobs.iterdir()} if jobs.exists() else set()
+    procs = [
+        subprocess.Popen(
+            _argv(lab.config_path, "--run", "backup", "--server", SERVER, "--wait"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=400) for p in procs]
+    results = [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
+    started = [r for r in results if r[0] == 0]
+    refused = [r for r in results if r[0] != 0]
+    assert len(started) == 1, results
+    for rc, _out, err in refused:
+        assert rc == 2 and err.startswith("drconsole: refused: "), (rc, err)
+        assert "Traceback" not in err
+    new = {d.name for d in jobs.iterdir()} - before
+    assert len(new) == 1, f"{len(new)} backup jobs were started: {sorted(new)}"
+
+
+def test_a_backup_of_a_server_the_node_lacks_is_refused_before_any_job(lab: Lab) -> None:
+    jobs = lab.node_home("bserver") / ".drconsole" / "jobs"
+    before = {d.name for d in jobs.iterdir()} if jobs.exists() else set()
+    result = drconsole(lab.config_path, "--run", "backup", "--server", "nosuchserver")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "has no server 'nosuchserver'" in result.stderr and "nothing was started" in (
+        result.stderr)
+    assert ({d.name for d in jobs.iterdir()} if jobs.exists() else set()) == before
+
+
 def test_switch_wal_reports_the_closed_wal_archived_on_the_node(lab: Lab) -> None:
     lab.psql("create temporary table t as select 1 as x")  # something to close
     result = drconsole(lab.config_path, "--run", "switch-wal", "--server", SERVER)

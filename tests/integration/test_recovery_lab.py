@@ -13,7 +13,9 @@ import json
 import re
 import secrets
 import socket
+import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -256,8 +258,13 @@ def test_remote_recovery_replays_wal_through_restore_command(
     rc, out, message = recover_latest(config, ssh_dest, server)
     assert message == "" and rc in (0, 1), out
     assert f"--remote-ssh-command 'ssh {lab.settings.pg_user}@pgserver'" in out
-    assert re.search(rf"restore_command barman-wal-restore -P -U \S+ bserver {server} %f %p",
-                     out)
+    # How the destination reaches the Barman node: the host in the primary's archive_command;
+    # a streaming-only server has none, so the node's ssh address from the config.
+    ssh = config.node("bserver").ssh
+    assert ssh is not None and ssh.port is not None
+    reach = "bserver" if server == SERVER else rf"--port {ssh.port} {re.escape(ssh.host)}"
+    assert re.search(rf"restore_command barman-wal-restore -P -U \S+ {reach} {server} %f %p",
+                     out), out
     assert re.search(r"OK\s+restore_command", out)
 
     async def check() -> tuple[str, str]:
@@ -290,12 +297,52 @@ def test_non_empty_destination_is_refused(lab: Lab, config: Config, scratch) -> 
     assert ls.stdout.split() == ["precious"]
 
 
+def test_of_recoveries_into_one_destination_at_once_exactly_one_writes(
+    lab: Lab, config: Config, scratch, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from fault_helpers import write_config
+
+    dest = scratch("bserver")
+    data = f"{dest.path}/data"
+    path = write_config(config, tmp_path / "c.toml")
+    argv = [sys.executable, "-m", "dr_console.cli", "-c", str(path), "--run", "recover",
+            "--server", SERVER, "--target", "latest", "--dest", data, "--yes"]  # fmt: skip
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]  # fmt: skip
+    outputs = [p.communicate(timeout=600) for p in procs]
+    results = [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
+    recovered = [r for r in results if "recovered in" in r[1]]
+    refused = [r for r in results if "recovered in" not in r[1]]
+    assert len(recovered) == 1, results
+    for rc, _out, err in refused:
+        assert rc == 2 and "Traceback" not in err, err
+        assert ("being recovered into by another drconsole" in err or "is not empty" in err), err
+    auto = lab.run_as("bserver", ["cat", f"{data}/postgresql.auto.conf"], check=True).stdout
+    assert len(re.findall(r"^restore_command", auto, re.M)) == 1, auto
+    assert lab.run_as("bserver", ["test", "-e", f"{data}/.drconsole-claim"]).returncode != 0
+
+
 def test_running_server_is_refused(lab: Lab, config: Config) -> None:
     """Recovering over the live pgserver data directory (remote) is refused, twice over."""
     dest = f"{lab.settings.pg_user}@pgserver:{lab.pg_data}"
     rc, _, message = recover_latest(config, dest)
     assert rc == 2
     assert "PostgreSQL server is running" in message and "is not empty" in message
+    assert lab.psql("select 1").strip() == "1"
+
+
+def test_an_empty_directory_inside_the_live_data_directory_is_refused(
+    lab: Lab, config: Config
+) -> None:
+    """pg_twophase is empty on a quiet cluster: still the live cluster's, never a destination."""
+    twophase = f"{lab.pg_data}/pg_twophase"
+    listing = lab.run_as("pgserver", ["ls", "-A", twophase], check=True)
+    assert listing.stdout.strip() == "", "the control: pg_twophase is empty"
+    for dest in (twophase, f"{lab.pg_data}/pg_twophase/new"):
+        rc, _, message = recover_latest(config, f"{lab.settings.pg_user}@pgserver:{dest}")
+        assert rc == 2, message
+        assert f"inside the PostgreSQL data directory {lab.pg_data}" in message
+    assert lab.run_as("pgserver", ["ls", "-A", twophase]).stdout.strip() == ""
     assert lab.psql("select 1").strip() == "1"
 
 
@@ -385,6 +432,73 @@ def test_drill_reports_rto_and_verifies(lab: Lab, config: Config) -> None:
         check=False,
     ).stdout.split()
     assert not [d for d in leftovers if d.startswith(f"{SERVER}-")]
+
+
+def test_the_drills_verification_query_runs_unprivileged_read_only_and_as_data(
+    lab: Lab, config: Config, tmp_path: Path
+) -> None:
+    """The query is hostile input: it runs as a role without superuser rights, in a read-only
+    transaction, never through psql's meta-commands, and `verified` needs rows."""
+    marker = tmp_path / "ran-a-shell-command"
+    tmp_path.chmod(0o777)  # so that the Barman user could create the marker, were it run
+    drills = lab.node_home("bserver") / ".drconsole" / "drills"
+    if drills.exists():
+        drills.chmod(0o755)  # as an earlier version left it
+    cases = [
+        ("select r.rolsuper, current_setting('transaction_read_only') from pg_roles r "
+         "where r.rolname = current_user", True, "false|on"),
+        (f"\\! touch {marker}", False, "syntax error"),
+        (f"copy (select 1) to program 'touch {marker}'", False, "syntax error"),
+        (f"select 1; copy (select 1) to program 'touch {marker}'", False, "syntax error"),
+        ("select 1 where false", False, ""),
+        ("select pg_read_file('/etc/hostname')", False, "permission denied"),
+        ("with t as (select set_config('transaction_read_only', 'off', true)) select * from t",
+         False, "read-write mode must be set before any query"),
+    ]  # fmt: skip
+    for sql, verified, shown in cases:
+        rc, out, message = headless(config, "--run", "drill", "--server", SERVER,
+                                    "--verify", sql, "--format", "json")  # fmt: skip
+        # a drill that did not verify is CRITICAL (exit 2), one that did is OK or WARNING
+        assert message == "" and rc in ((0, 1) if verified else (2,)), (sql, out, message)
+        result = json.loads(out)
+        assert result["verified"] is verified, (sql, result["verify_result"])
+        assert shown in result["verify_result"], (sql, result["verify_result"])
+        assert result["cleaned_up"] is True
+        assert not marker.exists(), f"{sql!r} ran a shell command on the Barman node"
+    assert stat.S_IMODE(drills.stat().st_mode) == 0o700
+    assert stat.S_IMODE(drills.parent.stat().st_mode) == 0o700
+
+
+def test_a_drill_stops_and_removes_what_an_interrupted_drill_left_running(
+    lab: Lab, config: Config
+) -> None:
+    """An earlier drill killed mid-way: its restored PostgreSQL still runs (trust, spare port)."""
+    bindir = lab.settings.pg_bindir
+    drills = lab.node_home("bserver") / ".drconsole" / "drills"
+    left = drills / f"{SERVER}-20261101T101010-{secrets.token_hex(3)}"
+    lab.run_as("bserver", ["mkdir", "-p", str(left)], check=True)
+    lab.run_as("bserver", [f"{bindir}/initdb", "-D", f"{left}/data", "-A", "trust"],
+               timeout=120, check=True)  # fmt: skip
+    lab.run_as("bserver", [f"{bindir}/pg_ctl", "-D", f"{left}/data", "-l", f"{left}/log", "-w",
+                           "-o", "-p 55449 -k /tmp -c listen_addresses=127.0.0.1", "start"],
+               timeout=120, check=True)  # fmt: skip
+    pid = lab.run_as("bserver", ["head", "-n", "1", f"{left}/data/postmaster.pid"]).stdout.strip()
+    lab.run_as("bserver", ["sh", "-c", f"echo 1 > {left}/deadline"], check=True)  # long past
+    try:
+        rc, out, message = headless(config, "--run", "drill", "--server", SERVER,
+                                    "--format", "json")  # fmt: skip
+        assert message == "" and rc in (0, 1), out
+        result = json.loads(out)
+        assert result["leftovers"] == [
+            f"leftover of an interrupted drill {left.name}: stopped its restored PostgreSQL "
+            f"(pid {pid}, trust authentication); removed {left}"
+        ]
+        assert not left.exists()
+        assert lab.run_as("bserver", ["kill", "-0", pid]).returncode != 0, "still running"
+    finally:
+        lab.run_as("bserver", [f"{bindir}/pg_ctl", "-D", f"{left}/data", "-m", "immediate",
+                               "stop"])  # fmt: skip
+        lab.run_as("bserver", ["rm", "-rf", str(left)])
 
 
 def test_drill_from_the_passive_node(lab: Lab, config: Config) -> None:

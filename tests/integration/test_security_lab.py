@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import stat
 import subprocess
 from pathlib import Path
@@ -89,6 +90,80 @@ async def test_host_key_mismatch_is_shown_in_the_console_with_how_to_verify(
         await pilot.press("q")
 
 
+def _bserver_through(config: Config, ssh_config: Path | None) -> Config:
+    """bserver's known_hosts left to the OpenSSH settings (unset), with this ssh_config."""
+    nodes = tuple(
+        dataclasses.replace(n, ssh=dataclasses.replace(n.ssh, known_hosts=None,
+                                                       config_file=ssh_config))
+        if n.name == "bserver" and n.ssh is not None
+        else n
+        for n in config.nodes
+    )  # fmt: skip
+    return dataclasses.replace(config, nodes=nodes)
+
+
+@pytest.mark.parametrize("where", ["ssh_config", "home"])
+def test_an_ssh_config_line_cannot_turn_host_key_verification_off(
+    lab: Lab, tmp_path: Path, where: str
+) -> None:
+    """`UserKnownHostsFile none` (asyncssh's "trust every key") in the node's ssh_config or in
+    ~/.ssh/config: the node is refused with the line named, and no backup starts there. The
+    home has no known_hosts with the lab's key, so any connection made would be unverified."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    line = "Host *\n    UserKnownHostsFile none\n"
+    if where == "ssh_config":
+        ssh_config: Path | None = tmp_path / "ssh_config"
+        ssh_config.write_text(line)
+        named = str(ssh_config)
+    else:
+        ssh_config = None
+        (home / ".ssh" / "config").write_text(line)
+        named = "~/.ssh/config"
+    config = _bserver_through(lab_config(lab, connect_timeout=5.0), ssh_config)
+    path = write_config(config, tmp_path / "c.toml")
+    env = {"HOME": str(home)}
+    jobs = lab.node_home("bserver") / ".drconsole" / "jobs"
+    before = set(jobs.iterdir()) if jobs.exists() else set()
+    checked = drconsole(path, "--run", "check", "--format", "json", env=env, timeout=120)
+    detail = details_of(checked)[("bserver", None, "node_reachable")]
+    assert "UserKnownHostsFile none" in detail and named in detail, detail
+    assert "verif" in detail
+    backup = drconsole(path, "--run", "backup", "--server", SERVER, env=env, timeout=120)
+    assert backup.returncode != 0, backup.stdout
+    assert "UserKnownHostsFile none" in backup.stdout + backup.stderr
+    after = set(jobs.iterdir()) if jobs.exists() else set()
+    assert after == before, "a backup job was started over an unverified connection"
+
+
+def test_the_known_hosts_file_an_ssh_config_names_is_the_one_verified_against(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The ssh_config's UserKnownHostsFile is honoured: the lab's file lets bserver in, a file
+    pinning another key refuses it as a changed key."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    for known, reachable in ((lab.console_known_hosts, True), (_wrong_key_file(lab, tmp_path),
+                                                               False)):  # fmt: skip
+        if not reachable:  # the wrong key pinned for bserver's address instead of geobserver's
+            s = lab.settings
+            known.write_text(known.read_text().replace(s.geo_address, s.bserver_address))
+        ssh_config = tmp_path / "ssh_config"
+        ssh_config.write_text(f"Host *\n    UserKnownHostsFile {known}\n")
+        config = _bserver_through(lab_config(lab, connect_timeout=5.0), ssh_config)
+        path = write_config(config, tmp_path / "c.toml")
+        checked = drconsole(path, "--run", "check", "--format", "json",
+                            env={"HOME": str(home)}, timeout=120)  # fmt: skip
+        detail = details_of(checked)[("bserver", None, "node_reachable")]
+        status = next(c["status"] for c in json.loads(checked.stdout)["checks"]
+                      if (c["node"], c["server"], c["check"]) == ("bserver", None,
+                                                                  "node_reachable"))
+        if reachable:
+            assert status == "OK", detail
+        else:
+            assert status != "OK" and "does NOT match" in detail and str(known) in detail, detail
+
+
 # --- no secret anywhere ------------------------------------------------------------------------
 
 
@@ -147,7 +222,12 @@ def _mode(path: Path) -> int:
 def test_journal_and_job_files_are_private_on_console_and_node(lab: Lab, tmp_path: Path) -> None:
     journal_dir = tmp_path / "journal"
     path = write_config(lab_config(lab, journal_dir=str(journal_dir)), tmp_path / "c.toml")
+    private = lab.node_home("bserver") / ".drconsole"
+    for directory in (private, private / "jobs"):  # as an earlier version left them
+        if directory.exists():
+            directory.chmod(0o755)
     result = drconsole(path, "--run", "switch-wal", "--server", SERVER, timeout=240)
+    assert _mode(private) == 0o700 and _mode(private / "jobs") == 0o700
     assert result.returncode in (0, 2), result.stderr
     job_id = result.stdout.split()[1] if result.stdout.startswith("job ") else None
     assert _mode(journal_dir) == 0o700

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from ground_truth import SERVER, meta_backups, xlogdb_segments
+from ground_truth import LAB_SERVERS, SERVER, meta_backups, xlogdb_segments
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
@@ -47,7 +47,9 @@ async def test_console_panes_match_barman_and_postgres(lab: Lab) -> None:
         after_passive = xlogdb_segments(lab, "geobserver")[-1]
         assert app.state.poll_error is None
         table = app.screen.query_one(FleetTable)
-        assert {str(r.key.value) for r in table.ordered_rows} == {primary_key, passive_key}
+        assert {str(r.key.value) for r in table.ordered_rows} == {
+            f"{node}/{server}" for node in ("bserver", "geobserver") for server in LAB_SERVERS
+        }
 
         # last archived WAL == the last segment in xlog.db (bracketed: the lab is live)
         shown_wal = _cell(table, primary_key, "wal")

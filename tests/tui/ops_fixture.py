@@ -1,6 +1,7 @@
 """A console whose two nodes are this machine (LocalTransport), with a real JobManager and the
-real Barman of the venv, run with a minimal config of its own (no servers: `cron` succeeds,
-an operation on pgserver ends FAILED with Barman's own "Unknown server" error)."""
+real Barman of the venv, run with a minimal config of its own: one server, pgserver, with no
+PostgreSQL behind it (`cron` succeeds, a backup of pgserver starts and ends FAILED with Barman's
+own "Impossible to start the backup" error)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,15 @@ def barman_config(tmp: Path) -> Path:
         encoding="utf-8",
     )
     (tmp / "barman.d").mkdir(exist_ok=True)
+    nowhere = "host=127.0.0.1 port=9 user=nobody dbname=postgres connect_timeout=2"
+    (tmp / "barman.d" / "pgserver.conf").write_text(
+        "[pgserver]\n"
+        'description = "drconsole TUI tests: no PostgreSQL behind it"\n'
+        f"conninfo = {nowhere}\nstreaming_conninfo = {nowhere}\n"
+        "backup_method = postgres\narchiver = off\nstreaming_archiver = on\n"
+        "slot_name = barman\n",
+        encoding="utf-8",
+    )
     return conf
 
 

@@ -61,9 +61,9 @@ async def test_backup_asks_then_runs_on_the_primary_and_forces_a_slow_refresh(
         await pilot.press("y")
         job = await ended(pilot, app, "bserver")
         assert job.argv[0] == BARMAN and job.argv[-2:] == ("backup", "pgserver")
-        assert job.state is JobState.FAILED and job.exit_status == 1  # no such server here
+        assert job.state is JobState.FAILED and job.exit_status == 1  # no PostgreSQL there
         await wait_for(pilot, lambda: any("FAILED (exit 1)" in n for n in notifications(app)))
-        assert any("Unknown server 'pgserver'" in n for n in notifications(app))
+        assert any("Impossible to start the backup" in n for n in notifications(app))
         await wait_for(pilot, lambda: app.collector.calls.count(True) > slow_before)  # type: ignore[attr-defined]
     on_nodes = await jobs_on(manager)
     assert [j.operation for j in on_nodes["bserver"]] == ["backup"]

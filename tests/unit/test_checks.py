@@ -180,6 +180,24 @@ def test_geo_lag_grades_and_missing_backups() -> None:
     assert results["geo_last_sync"] is Health.CRITICAL
 
 
+def test_a_stuck_wal_sync_is_a_warning_with_its_cause_even_right_after_a_sync() -> None:
+    geo = GeoReplica(
+        taken_at=NOW, passive_node="geo", primary_node="bserver", wal_lag_segments=0,
+        last_sync=NOW - timedelta(seconds=30),
+        sync_blocked="Barman's WAL sync is stuck: /b/pgstream/wals/sync-wals.info records "
+                     "position 0",
+    )  # fmt: skip
+    passive = _primary(node="geo", role=NodeRole.PASSIVE, geo=geo, wal_stream=None)
+    node = NodeSnapshot("geo", NodeRole.PASSIVE, "X", NOW, True, servers={passive.server: passive})
+    found = checks.evaluate_server(passive, FleetSnapshot(NOW, {"geo": node}), CONFIG)
+    result = next(r for r in found if r.check == "geo_last_sync")
+    assert result.status is Health.WARNING
+    assert result.detail == ("last sync 30s ago; Barman's WAL sync is stuck: "
+                             "/b/pgstream/wals/sync-wals.info records position 0")
+    late = replace(geo, last_sync=NOW - timedelta(hours=2))
+    assert _results(replace(passive, geo=late))["geo_last_sync"] is Health.CRITICAL
+
+
 def test_unreachable_node_is_unknown_and_worst_ranks_critical_first() -> None:
     node = NodeSnapshot("bserver", NodeRole.PRIMARY, "X", NOW, False, error="connection refused")
     fleet = FleetSnapshot(NOW, {"bserver": node})

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from barman_recordings import load, result
 
 from dr_console.config import parse_config
 from dr_console.core import checks
+from dr_console.core import collector as collector_module
 from dr_console.core.barman_parse import load_json, parse_show_servers
 from dr_console.core.barman_versions import Capabilities
 from dr_console.core.collector import Collector, _NodeRound
@@ -113,6 +115,68 @@ async def test_a_node_whose_commands_each_take_most_of_the_limit_is_reachable() 
     assert snap.reachable, snap.error
     assert snap.barman_version == "3.19.1" and "pgserver" in snap.servers
     assert node.commands[:3] == ["--version", "show-servers", "facts"]
+
+
+class OneSessionNode(SlowNode):
+    """A loaded node: one command at a time (like a full MaxSessions); the others queue, and
+    the queue is not their run time (the transport's timeout starts when a command starts)."""
+
+    def __init__(self, name: str, delay: float) -> None:
+        super().__init__(name, delay)
+        self.session = asyncio.Semaphore(1)
+
+    async def run(
+        self, argv: Sequence[str], timeout: float, stdin: str | None = None
+    ) -> CommandResult:
+        async with self.session:
+            token = self.began(argv)
+            try:
+                return await super().run(argv, timeout, stdin)
+            finally:
+                self.ended(token)
+
+
+async def test_commands_queued_on_a_loaded_node_do_not_time_its_poll_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Six commands of 0.9 s each, one at a time (the slow round's three queue behind each
+    other): 5.4 s in all, more than the node's whole-poll limit (4.2 s here), but every command
+    ran within its own 1 s limit. The node is reachable; a hang would still be caught."""
+    monkeypatch.setattr(collector_module, "GUARD_MARGIN", 0.1)
+    config = parse_config(
+        "[console]\ncommand_timeout = 1\nconnect_timeout = 0.1\n"
+        '[[nodes]]\nname = "bserver"\nssh = "bm@bserver"\n',
+        Path("t.toml"),
+    )
+    node = OneSessionNode("bserver", delay=0.9)
+    collector = Collector(config, transport_factory=lambda _: node)
+    assert collector.node_timeout("bserver") < 6 * 0.9
+    fleet = await collector.collect(force_slow=True)
+    snap = fleet.nodes["bserver"]
+    assert snap.reachable, snap.error
+    assert len(node.commands) >= 6
+
+
+async def test_a_poll_stuck_with_no_command_running_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(collector_module, "GUARD_MARGIN", 0.1)
+    config = parse_config(
+        "[console]\ncommand_timeout = 0.2\nconnect_timeout = 0.1\n"
+        '[[nodes]]\nname = "bserver"\nssh = "bm@bserver"\n',
+        Path("t.toml"),
+    )
+    node = SlowNode("bserver", delay=0.0)
+    collector = Collector(config, transport_factory=lambda _: node)
+    state = collector._nodes["bserver"]
+
+    async def hang() -> None:
+        await asyncio.sleep(30)
+
+    with pytest.raises(collector_module.PollTimeout) as info:
+        await collector._guard(state, hang())
+    assert str(info.value).startswith("poll of bserver did not finish within ")
+    assert "no command running on the node" in str(info.value)
 
 
 def test_one_node_with_a_longer_command_timeout_sets_the_cycle_limit() -> None:

@@ -691,7 +691,7 @@ def configs(draw: st.DrawFn) -> Config:
         readonly=draw(st.booleans()),
         command_timeout=draw(POSITIVE),
         connect_timeout=draw(POSITIVE),
-        journal_dir=draw(TEXT),
+        journal_dir="/" + draw(TEXT).lstrip("~"),
         thresholds=draw(thresholds()),
     )
     server_names = draw(st.lists(NAMES.filter(_server_name), unique=True, max_size=3))
@@ -822,3 +822,37 @@ def test_mangled_sample_text_gives_config_errors(position: int, junk: str) -> No
     cut = position % (len(text) + 1)
     mangled = text[:cut] + junk + text[cut:]
     _parses_or_config_error(lambda: parse_config(mangled, Path("fuzz.toml")))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("~nosuchuser-drconsole/j", "there is no user 'nosuchuser-drconsole'"),
+        ("journal", "must be an absolute path or start with ~/"),
+    ],
+)
+def test_a_journal_dir_that_would_land_somewhere_unexpected_is_refused(
+    value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_config(f'[console]\njournal_dir = "{value}"\n', Path("c.toml"))
+    assert str(info.value).startswith("c.toml:2: console.journal_dir: ")
+
+
+@pytest.mark.parametrize("depth", [1_000, 5_000, 50_000])
+def test_a_config_nested_deeply_is_one_clear_error(depth: int) -> None:
+    for text in (f"x = {'[' * depth}{']' * depth}\n", f"x = {'{a = ' * depth}1{'}' * depth}\n"):
+        with pytest.raises(ConfigError, match="nested too deeply"):
+            parse_config(text, Path("c.toml"))
+
+
+def test_a_config_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # reading it would block forever
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(ConfigError, match="is not a regular file"):
+            load_config(path)
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"#" * (2 << 20))
+    with pytest.raises(ConfigError, match="more than a config file can be"):
+        load_config(big)

@@ -277,3 +277,30 @@ async def test_no_job_starts_when_the_journal_cannot_be_written(tmp_path: Path) 
         await manager.start(NODE, "pgserver", "backup", ["touch", str(tmp_path / "ran")])
     assert not (tmp_path / "jobs").exists()
     assert not (tmp_path / "ran").exists()
+
+
+async def test_an_unreadable_job_record_is_skipped_and_reported_and_blocks_nothing(
+    tmp_path: Path,
+) -> None:
+    manager = make_manager(tmp_path)
+    good = await manager.start(NODE, "pgserver", "switch-wal", ["true"])
+    assert await manager.wait(good, poll=0.1, timeout=10) == 0
+    jobs_dir = tmp_path / "jobs"
+    deep = jobs_dir / "20261201T101010Z-aaaaaa"
+    deep.mkdir()
+    (deep / "argv").write_text("true\n")
+    (deep / "meta.json").write_text("[" * 100_000 + "]" * 100_000)
+    no_time = jobs_dir / "20261201T101011Z-bbbbbb"
+    no_time.mkdir()
+    (no_time / "argv").write_text("true\n")
+    (no_time / "meta.json").write_text(json.dumps({"operation": "backup", "server": "pgserver",
+                                                   "at": 12}))  # fmt: skip
+    listed = await manager.list(NODE)
+    assert {j.job_id for j in listed} == {good.job_id, no_time.name}
+    assert next(j for j in listed if j.job_id == no_time.name).started_at is None
+    assert manager.problems[NODE] == [
+        f"{NODE}: skipped the unreadable job record {deep}: nested too deeply"
+    ]
+    assert manager.unreported_problems(NODE) and not manager.unreported_problems(NODE)
+    started = await manager.start(NODE, "pgserver", "backup", ["true"])  # not blocked
+    assert await manager.wait(started, poll=0.1, timeout=10) == 0

@@ -159,7 +159,7 @@ def tiny_fs(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "tiny"
     mnt.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
         capture_output=True,
         timeout=10,
     )
@@ -192,3 +192,49 @@ def test_full_disk_raises_and_leaves_no_truncated_line(tiny_fs: Path) -> None:
     report = read_journal_report(journal.path)
     assert report.problems == []
     assert len(report.records) == written
+
+
+# --- the journal cannot be turned against its user ------------------------------------------
+
+
+def test_a_planted_symlink_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "system-file"
+    target.write_text("precious\n")
+    target.chmod(0o644)
+    journal_dir = tmp_path / "j"
+    journal_dir.mkdir(mode=0o700)
+    (journal_dir / "journal.jsonl").symlink_to(target)
+    journal = Journal(journal_dir)
+    with pytest.raises(JournalError, match="symbolic link"):
+        _start(journal)
+    with pytest.raises(JournalError, match="symbolic link"):
+        journal.read()
+    assert target.read_text() == "precious\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o775])
+def test_a_journal_directory_others_can_write_to_is_refused(tmp_path: Path, mode: int) -> None:
+    journal_dir = tmp_path / "shared"
+    journal_dir.mkdir()
+    journal_dir.chmod(mode)
+    with pytest.raises(JournalError, match="others may write to it"):
+        _start(Journal(journal_dir))
+    assert not (journal_dir / "journal.jsonl").exists()
+
+
+def test_a_journal_directory_of_another_user_is_refused(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving a directory to another user needs root")
+    journal_dir = tmp_path / "theirs"
+    journal_dir.mkdir(mode=0o700)
+    os.chown(journal_dir, 65534, 65534)
+    with pytest.raises(JournalError, match="owned by uid 65534, not by you"):
+        _start(Journal(journal_dir))
+
+
+def test_a_new_journal_directory_is_private(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "new" / "journal")
+    _start(journal)
+    assert stat.S_IMODE(journal.dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(journal.path.stat().st_mode) == 0o600

@@ -86,6 +86,7 @@ def test_reads_wal_queue_partial_and_passive_markers(tmp_path: Path) -> None:
     assert pg.sync_wals_last is None  # not a passive server: not read
     other = facts.servers["other"]
     assert other.sync_wals_last == "00000001000000000000001A.00000028.backup"
+    assert other.sync_wals_position is not None and other.sync_wals_position > 0
     assert other.primary_info_mtime == datetime.fromtimestamp(1796059300, tz=UTC)
 
 

@@ -88,3 +88,67 @@ async def test_port_free_sees_a_listener() -> None:
         port = sock.getsockname()[1]
         assert await port_free(LOCAL, port) is False
     assert await port_free(LOCAL, port) is True
+
+
+def _data_dir(path: Path) -> Path:
+    """What marks a PostgreSQL data directory (PG_VERSION beside global/), stopped."""
+    (path / "global").mkdir(parents=True)
+    (path / "pg_twophase").mkdir()
+    (path / "PG_VERSION").write_text("15\n")
+    return path
+
+
+async def test_a_destination_inside_a_data_directory_is_refused_running_or_not(
+    tmp_path: Path,
+) -> None:
+    data = _data_dir(tmp_path / "pgdata")
+    for dest in (data / "pg_twophase", data / "not" / "yet" / "there"):
+        report = await preflight(LOCAL, str(dest), need_bytes=None)
+        assert {r.kind for r in report.refusals} == {RefusalKind.INSIDE_DATA_DIR}, dest
+        assert f"inside the PostgreSQL data directory {data}" in report.refusals[0].message
+    (tmp_path / "link").symlink_to(data / "pg_twophase")
+    assert await kinds(tmp_path / "link") == {RefusalKind.INSIDE_DATA_DIR}
+    assert await kinds(tmp_path / "beside") == set()
+
+
+async def test_a_destination_inside_a_tablespace_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "ts" / "PG_15_202209061" / "16384").mkdir(parents=True)
+    assert await kinds(tmp_path / "ts" / "PG_15_202209061" / "16384" / "x") == {
+        RefusalKind.INSIDE_DATA_DIR
+    }
+
+
+async def test_of_recoveries_claiming_one_destination_at_once_exactly_one_gets_it(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from dr_console.core.preflight import CLAIM_NAME, claim_destination, release_destination
+
+    for dest in (tmp_path / "absent" / "data", tmp_path / "empty"):
+        if dest.name == "empty":
+            dest.mkdir()
+        outcomes = await asyncio.gather(
+            *(claim_destination(LOCAL, str(dest), 30) for _ in range(6)), return_exceptions=True
+        )
+        won = [o for o in outcomes if o is None]
+        lost = [o for o in outcomes if isinstance(o, PreflightRefused)]
+        assert len(won) == 1 and len(lost) == 5, outcomes
+        assert all("being recovered into by another drconsole" in str(e) for e in lost)
+        if dest.name == "data":  # created by the claim, private as PostgreSQL wants it
+            assert stat_mode(dest) == 0o700
+        await release_destination(LOCAL, str(dest), 30)
+        assert not (dest / CLAIM_NAME).exists() and list(dest.iterdir()) == []
+
+
+async def test_a_claim_finds_what_was_written_after_the_preflight(tmp_path: Path) -> None:
+    from dr_console.core.preflight import CLAIM_NAME, claim_destination
+
+    (tmp_path / "postgresql.conf").write_text("# someone else's\n")
+    with pytest.raises(PreflightRefused, match="is not empty any more"):
+        await claim_destination(LOCAL, str(tmp_path), 30)
+    assert not (tmp_path / CLAIM_NAME).exists()
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777

@@ -120,3 +120,20 @@ async def test_an_unusable_key_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(TransportError) as caught:
         await t.run(["true"], timeout=5)
     assert str(caught.value).startswith(f"cannot use ssh key {bad} for bserver: ")
+
+
+async def test_an_ssh_config_saying_known_hosts_none_is_refused_before_connecting(
+    tmp_path: Path,
+) -> None:
+    """With known_hosts unset, asyncssh would take `UserKnownHostsFile none` as "trust any key";
+    the node is refused instead, the file named, and no connection is attempted (the port is
+    closed: a connection attempt would say "connection refused")."""
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text("Host *\n    UserKnownHostsFile none\n")
+    spec = _spec(tmp_path, _closed_port(), known_hosts=None, config_file=ssh_config)
+    t = SshTransport("bserver", spec, connect_timeout=3)
+    with pytest.raises(TransportError) as info:
+        await t.run(["true"], timeout=5)
+    message = str(info.value)
+    assert f"{ssh_config} sets UserKnownHostsFile none" in message
+    assert "always verifies host keys" in message and "connection refused" not in message

@@ -14,7 +14,13 @@ from textual.widgets import Input, Static
 from dr_console.core.drill import DrillError, DrillResult, run_drill
 from dr_console.core.jobs import JobError
 from dr_console.core.journal import JournalError
-from dr_console.core.preflight import PreflightRefused, backup_need_bytes, preflight
+from dr_console.core.preflight import (
+    PreflightRefused,
+    backup_need_bytes,
+    claim_destination,
+    preflight,
+    release_destination,
+)
 from dr_console.core.recovery import ChecklistItem, post_recovery_checklist
 from dr_console.core.recovery_run import RecoverFailed, run_recover
 from dr_console.core.restored import RestoredError, read_restored_conf
@@ -159,9 +165,13 @@ class RunStep(_Running):
                 timeout=timeout,
             )
             report.raise_if_refused()  # the destination may have changed since step 4
-            run = await run_recover(
-                services.jobs, plan, timeout=DEFAULT_RECOVER_TIMEOUT, on_line=log.push
-            )
+            await claim_destination(dest_transport, dest.path, timeout)
+            try:
+                run = await run_recover(
+                    services.jobs, plan, timeout=DEFAULT_RECOVER_TIMEOUT, on_line=log.push
+                )
+            finally:
+                await release_destination(dest_transport, dest.path, timeout)
             self.status(f"recovered in {run.seconds:.1f} s (job {run.job.job_id}); checking the "
                         "restored configuration…")  # fmt: skip
             conf = await read_restored_conf(dest_transport, dest.path, timeout)

@@ -35,12 +35,15 @@ def geo_lines(geo: GeoReplica, now: datetime) -> list[tuple[str, str]]:
     last_sync = (
         f"{fmt.duration(fmt.age_seconds(geo.last_sync, now))} ago" if geo.last_sync else "never"
     )
-    return [
+    lines = [
         ("backups", backups),
         ("WAL lag", lag),
         ("last sync", last_sync),
         ("sync procs", processes),
     ]
+    if geo.sync_blocked:
+        lines.append(("STUCK", geo.sync_blocked))
+    return lines
 
 
 class GeoReplicaPane(Pane):
