@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -58,34 +59,21 @@ def _check_label(name: str) -> str:
     return _CHECK_NAME.sub("_", name.lower()).strip("_")
 
 
+_F = TypeVar("_F", GaugeMetricFamily, CounterMetricFamily, InfoMetricFamily)
+
+
 class _Families:
     """Families by name, created on first use with their HELP text, in a stable order."""
 
     def __init__(self) -> None:
         self._families: dict[str, Metric] = {}
 
-    def gauge(self, name: str, help_text: str, labels: list[str]) -> GaugeMetricFamily:
+    def get(self, kind: type[_F], name: str, help_text: str, labels: list[str]) -> _F:
         family = self._families.get(name)
         if family is None:
-            family = GaugeMetricFamily(name, help_text, labels=labels)
+            family = kind(name, help_text, labels=labels)
             self._families[name] = family
-        assert isinstance(family, GaugeMetricFamily)
-        return family
-
-    def counter(self, name: str, help_text: str, labels: list[str]) -> CounterMetricFamily:
-        family = self._families.get(name)
-        if family is None:
-            family = CounterMetricFamily(name, help_text, labels=labels)
-            self._families[name] = family
-        assert isinstance(family, CounterMetricFamily)
-        return family
-
-    def info(self, name: str, help_text: str, labels: list[str]) -> InfoMetricFamily:
-        family = self._families.get(name)
-        if family is None:
-            family = InfoMetricFamily(name, help_text, labels=labels)
-            self._families[name] = family
-        assert isinstance(family, InfoMetricFamily)
+        assert isinstance(family, kind)
         return family
 
     def all(self) -> list[Metric]:
@@ -160,15 +148,15 @@ _INFOS: dict[str, tuple[str, list[str]]] = {
 def families(data: MetricsInput) -> list[Metric]:
     out = _Families()
     for name, (help_text, labels) in _GAUGES.items():
-        out.gauge(name, help_text, labels)
+        out.get(GaugeMetricFamily, name, help_text, labels)
     for name, (help_text, labels) in _COUNTERS.items():
-        out.counter(name, help_text, labels)
+        out.get(CounterMetricFamily, name, help_text, labels)
     for name, (help_text, labels) in _INFOS.items():
-        out.info(name, help_text, labels)
+        out.get(InfoMetricFamily, name, help_text, labels)
 
     def gauge(name: str, labels: list[str], value: float | int | bool | None) -> None:
         if value is not None:
-            out.gauge(name, *_GAUGES[name]).add_metric(labels, float(value))
+            out.get(GaugeMetricFamily, name, *_GAUGES[name]).add_metric(labels, float(value))
 
     fleet = data.fleet
     now = data.now or fleet.taken_at
@@ -177,7 +165,7 @@ def families(data: MetricsInput) -> list[Metric]:
         gauge("drconsole_node_up", [node.node], node.reachable)
         gauge("barman_metrics_update", [node.node], _epoch(node.taken_at))
         if node.barman_version:
-            out.info("drconsole_barman", *_INFOS["drconsole_barman"]).add_metric(
+            out.get(InfoMetricFamily, "drconsole_barman", *_INFOS["drconsole_barman"]).add_metric(
                 [node.node, node.barman_version], {})
         for server in node.servers.values():
             _server(server, gauge, out)
@@ -230,8 +218,9 @@ def _server(server: ServerSnapshot, gauge: _Gauge, out: _Families) -> None:
               _epoch(queue.last_archived_time))  # fmt: skip
         if queue.pg is not None and queue.archiver_enabled is not False:
             gauge("drconsole_archive_ready_files", labels, queue.pg.ready_count)
-            out.counter("drconsole_archiver_failed", *_COUNTERS["drconsole_archiver_failed"]
-                        ).add_metric(labels, float(queue.pg.failed_count))  # fmt: skip
+            out.get(CounterMetricFamily, "drconsole_archiver_failed",
+                    *_COUNTERS["drconsole_archiver_failed"]).add_metric(
+                        labels, float(queue.pg.failed_count))  # fmt: skip
     geo = server.geo
     if geo is not None and geo.error is None:
         gauge("drconsole_geo_missing_backups", labels, len(geo.missing_backups))

@@ -435,7 +435,7 @@ def restore_command_for(server: str, restore_host: RestoreHost) -> str:
     if restore_host.host in ("localhost", "127.0.0.1", "::1", "[::1]"):
         raise RecoveryPlanError(
             f"restore_command would name {restore_host.host!r}: from the destination that is "
-            "the destination itself, not the Barman node (FINDINGS P11)"
+            "the destination itself, not the Barman node"
         )
     parts = ["barman-wal-restore", "-P"]
     if restore_host.user:
@@ -471,7 +471,7 @@ def build_plan(
         )
     if kind is not None and action is None and not options.standby_mode:
         warnings.append(
-            "no target action: PostgreSQL PAUSES at the target (FINDINGS P12) and stays read-only "
+            "no target action: PostgreSQL PAUSES at the target and stays read-only "
             "in recovery until pg_wal_replay_resume(); use --target-action promote for an "
             "unattended recovery"
         )
@@ -487,7 +487,7 @@ def build_plan(
             if options.restore_host is None:
                 raise RecoveryPlanError(
                     "a remote recovery with get-wal needs the Barman host as the destination "
-                    "reaches it (Barman's own default names 'localhost' here, FINDINGS P11)"
+                    "reaches it (Barman's own default names 'localhost' here)"
                 )
             restore_command = restore_command_for(server, options.restore_host)
     if capabilities is not None and restore_command is not None and not capabilities.has(

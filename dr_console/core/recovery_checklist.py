@@ -307,7 +307,7 @@ def _restore_command(
             title,
             Health.CRITICAL,
             f"'{value}' ({where}) names {host}: from the destination that is not the Barman "
-            "node (FINDINGS P11)",
+            "node",
         )
     if remote and "barman get-wal" in value:
         return ChecklistItem(
@@ -360,7 +360,7 @@ def _archive_in_includes(result: Walk, conf: RestoredConf) -> ChecklistItem:
         "archive_in_include",
         "archive settings in included files",
         Health.WARNING,
-        f"{listed}: barman recover does not rewrite included files (FINDINGS P10); remove "
+        f"{listed}: barman recover does not rewrite included files; remove "
         "it there, and start the restored server with -c archive_mode=off",
     )
 
@@ -385,6 +385,7 @@ def _targets(eff: Mapping[str, ConfLine]) -> ChecklistItem:
             "recovery_target",
             "recovery target",
             Health.WARNING,
-            f"{listed}; no recovery_target_action: PostgreSQL pauses at the target (P12)",
+            f"{listed}; no recovery_target_action: PostgreSQL pauses at the target and waits "
+            "for pg_wal_replay_resume()",
         )
     return ChecklistItem("recovery_target", "recovery target", Health.OK, listed)

@@ -46,15 +46,23 @@ def stream_server_conf(settings: LabSettings) -> str:
     return (
         f"[{cluster.server}]\n"
         'description = "PostgreSQL 15, streaming only (drconsole lab)"\n'
-        f"conninfo = {_conninfo(settings, cluster)}\n"
-        f"streaming_conninfo = {_conninfo(settings, cluster)}\n"
+        + _streaming_only(settings)
+        + "create_slot = auto\n"
+        "immediate_checkpoint = true\n"
+    )
+
+
+def _streaming_only(settings: LabSettings) -> str:
+    """What both nodes say about pgstream: pg_basebackup and WAL by streaming, no archiver."""
+    conninfo = _conninfo(settings, settings.stream_cluster)
+    return (
+        f"conninfo = {conninfo}\n"
+        f"streaming_conninfo = {conninfo}\n"
         "backup_method = postgres\n"
         "archiver = off\n"
         "streaming_archiver = on\n"
         "slot_name = barman\n"
-        "create_slot = auto\n"
         f"path_prefix = {settings.pg_bindir}\n"
-        "immediate_checkpoint = true\n"
     )
 
 
@@ -66,13 +74,7 @@ def passive_stream_server_conf(settings: LabSettings) -> str:
         f"[{cluster.server}]\n"
         f'description = "Geo-redundant passive copy of {cluster.server} (from bserver)"\n'
         f"primary_ssh_command = ssh {settings.barman_user}@{PRIMARY_NODE}\n"
-        f"conninfo = {_conninfo(settings, cluster)}\n"
-        f"streaming_conninfo = {_conninfo(settings, cluster)}\n"
-        "backup_method = postgres\n"
-        "archiver = off\n"
-        "streaming_archiver = on\n"
-        "slot_name = barman\n"
-        f"path_prefix = {settings.pg_bindir}\n"
+        + _streaming_only(settings)
     )
 
 

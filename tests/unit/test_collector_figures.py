@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from barman_recordings import load, result
 
-from dr_console.config import parse_config
+from dr_console.config import Config, parse_config
 from dr_console.core import checks
 from dr_console.core import collector as collector_module
 from dr_console.core.barman_parse import load_json, parse_show_servers
@@ -117,6 +117,14 @@ async def test_a_node_whose_commands_each_take_most_of_the_limit_is_reachable() 
     assert node.commands[:3] == ["--version", "show-servers", "facts"]
 
 
+def _one_node(command_timeout: float) -> Config:
+    return parse_config(
+        f"[console]\ncommand_timeout = {command_timeout}\nconnect_timeout = 0.1\n"
+        '[[nodes]]\nname = "bserver"\nssh = "bm@bserver"\n',
+        Path("t.toml"),
+    )
+
+
 class OneSessionNode(SlowNode):
     """A loaded node: one command at a time (like a full MaxSessions); the others queue, and
     the queue is not their run time (the transport's timeout starts when a command starts)."""
@@ -143,11 +151,7 @@ async def test_commands_queued_on_a_loaded_node_do_not_time_its_poll_out(
     other): 5.4 s in all, more than the node's whole-poll limit (4.2 s here), but every command
     ran within its own 1 s limit. The node is reachable; a hang would still be caught."""
     monkeypatch.setattr(collector_module, "GUARD_MARGIN", 0.1)
-    config = parse_config(
-        "[console]\ncommand_timeout = 1\nconnect_timeout = 0.1\n"
-        '[[nodes]]\nname = "bserver"\nssh = "bm@bserver"\n',
-        Path("t.toml"),
-    )
+    config = _one_node(command_timeout=1)
     node = OneSessionNode("bserver", delay=0.9)
     collector = Collector(config, transport_factory=lambda _: node)
     assert collector.node_timeout("bserver") < 6 * 0.9
@@ -161,11 +165,7 @@ async def test_a_poll_stuck_with_no_command_running_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(collector_module, "GUARD_MARGIN", 0.1)
-    config = parse_config(
-        "[console]\ncommand_timeout = 0.2\nconnect_timeout = 0.1\n"
-        '[[nodes]]\nname = "bserver"\nssh = "bm@bserver"\n',
-        Path("t.toml"),
-    )
+    config = _one_node(command_timeout=0.2)
     node = SlowNode("bserver", delay=0.0)
     collector = Collector(config, transport_factory=lambda _: node)
     state = collector._nodes["bserver"]

@@ -235,7 +235,7 @@ def test_remote_plan_names_the_barman_host_reachable_from_the_destination() -> N
 
 
 def test_remote_plan_refuses_localhost_and_a_missing_barman_host() -> None:
-    with pytest.raises(RecoveryPlanError, match="P11"):
+    with pytest.raises(RecoveryPlanError, match="the destination itself, not the Barman node"):
         plan_for("latest", "postgres@pgserver:/srv/r", restore_host=RestoreHost("localhost"))
     with pytest.raises(RecoveryPlanError, match="needs the Barman host"):
         plan_for("latest", "postgres@pgserver:/srv/r")

@@ -437,7 +437,7 @@ class OptionsStep(WizardStep):
             yield Static(
                 "target action: a 'latest' recovery promotes by itself"
                 if latest
-                else "target action (↑↓ then space/enter; PostgreSQL PAUSES when not set, P12)",
+                else "target action (↑↓ then space/enter; PostgreSQL PAUSES when not set)",
                 classes="wizard-note",
             )
             with RadioSet(id="target-action", disabled=latest):
