@@ -284,20 +284,24 @@ class Collector:
         task = asyncio.ensure_future(coro)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        done, _ = await asyncio.wait({task}, timeout=limit)
-        while not done:
-            running = state.transport.in_flight()
-            if running:
-                progressing = all(age <= self._timeout(state) + GUARD_MARGIN for _, age in running)
-            else:  # between two commands of the poll
-                progressing = state.transport.idle_for() < GUARD_MARGIN
-            if not progressing or loop.time() - started > limit * GUARD_SLACK:
+        try:
+            done, _ = await asyncio.wait({task}, timeout=limit)
+            while not done:
+                running = state.transport.in_flight()
+                if running:
+                    progressing = all(age <= self._timeout(state) + GUARD_MARGIN
+                                      for _, age in running)  # fmt: skip
+                else:  # between two commands of the poll
+                    progressing = state.transport.idle_for() < GUARD_MARGIN
+                if not progressing or loop.time() - started > limit * GUARD_SLACK:
+                    raise PollTimeout(_poll_timeout_message(name, loop.time() - started, running))
+                done, _ = await asyncio.wait({task}, timeout=1.0)
+            return task.result()
+        finally:
+            if not task.done():  # given up, or this poll itself was cancelled
                 task.cancel()
-                with contextlib.suppress(BaseException):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-                raise PollTimeout(_poll_timeout_message(name, loop.time() - started, running))
-            done, _ = await asyncio.wait({task}, timeout=1.0)
-        return task.result()
 
     async def _poll_node(self, state: _NodeState, force_slow: bool) -> None:
         try:
