@@ -67,7 +67,7 @@ while [ "$#" -ge 9 ]; do
   if [ -d "$errors" ]; then
     printf 'E %s\n' "$(find "$errors" -maxdepth 1 -type f | wc -l)"
   fi
-  printf 'M %s\n' "$(ls -la --time-style=+%s "$backupdir/meta" "$backupdir/base" 2>/dev/null \
+  printf 'M %s\n' "$(ls -lA --time-style=+%s "$backupdir/meta" "$backupdir/base" 2>/dev/null \
                      | cksum | cut -d' ' -f1)"
   if [ "$passive" = 1 ]; then
     [ -r "$walsdir/sync-wals.info" ] && printf 'W %s\n' "$(head -n 1 "$walsdir/sync-wals.info")"

@@ -99,6 +99,18 @@ def test_catalogue_signature_changes_when_a_backup_appears(tmp_path: Path) -> No
     assert before and after and before != after
 
 
+def test_catalogue_signature_ignores_the_server_directory_changing(tmp_path: Path) -> None:
+    """A passive node's cron rewrites primary.info in the server's directory every run: that
+    is no new backup, and must not make the console re-read the catalogue each time."""
+    _make_tree(tmp_path, "other")
+    layout = _layout(tmp_path, "other", True)
+    before = parse_output(_run([layout])).servers["other"].meta_signature
+    server_dir = tmp_path / "other"
+    (server_dir / "primary.info").write_text("{}\n")
+    os.utime(server_dir, (1796059999, 1796059999))
+    assert parse_output(_run([layout])).servers["other"].meta_signature == before
+
+
 def test_missing_directories_are_reported_as_unknown_not_zero(tmp_path: Path) -> None:
     layout = _layout(tmp_path, "ghost", False)
     facts = parse_output(_run([layout])).servers["ghost"]
