@@ -104,7 +104,7 @@ def primary_server_conf(settings: LabSettings) -> str:
         "slot_name = barman\n"
         "create_slot = auto\n"
         f"path_prefix = {settings.pg_bindir}\n"
-        # A spread checkpoint makes backups look stuck for minutes (FINDINGS P9).
+        # A spread checkpoint makes backups look stuck for minutes (Barman waits for it).
         "immediate_checkpoint = true\n"
     )
 

@@ -366,7 +366,7 @@ class Lab:
             failed = ["no backup yet"]  # a new lab: its check cannot pass before cron (P8)
         if failed:
             self._step(f"bserver: {server} needs cron and a WAL switch: " + "; ".join(failed))
-            # Before the first cron there is no slot and no receive-wal (FINDINGS P8).
+            # Before the first cron there is no slot and no receive-wal: cron creates both.
             barman_nodes.barman(bm, venv_bin, ["-q", "cron"], json_format=False, timeout=120)
             self._step(f"bserver: switch-wal --force --archive {server}")
             barman_nodes.barman(bm, venv_bin, ["switch-wal", "--force", "--archive",

@@ -1,5 +1,6 @@
 """Which Barman the lab runs: the running interpreter's venv when every lab user can execute it,
-otherwise a venv of its own in <base>/venv built the way that works (FINDINGS P1-P3)."""
+otherwise a venv of its own in <base>/venv, from Debian's interpreter (the lab users cannot read a
+pyenv under /root), with psycopg2-binary installed before Barman so that pip compiles nothing."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def ensure(settings: LabSettings, accounts: Sequence[Account]) -> tuple[Path, bo
         raise LabError(f"{SYSTEM_PYTHON} is missing; install python3-venv (see README)")
     run([SYSTEM_PYTHON, "-m", "venv", "--clear", str(own)], timeout=180)
     pip = [str(own / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir"]
-    # psycopg2-binary first and barman without deps: pip would compile psycopg2 (FINDINGS P2).
+    # psycopg2-binary first and barman without deps: pip would compile psycopg2 from source.
     run([*pip, *BARMAN_DEPENDENCIES], timeout=600)
     run([*pip, "--no-deps", f"barman=={settings.barman_version}"], timeout=600)
     own.chmod(0o755)
